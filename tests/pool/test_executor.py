@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import threading
 
 import pytest
 
@@ -65,3 +66,29 @@ def test_shutdown_without_wait_still_finishes_queued_jobs() -> None:
     gate.open()
     assert [f.result(5) for f in rest] == [0, 1, 2]
     pool.shutdown(wait=True)
+
+
+def test_initializer_runs_once_in_each_worker_thread() -> None:
+    seen: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def init(tag: str) -> None:
+        with lock:
+            seen.append((tag, threading.get_ident()))
+
+    with WorkerPool(3, initializer=init, initargs=("ready",)) as pool:
+        idents = {f.result(5) for f in [pool.submit(threading.get_ident) for _ in range(30)]}
+    assert all(tag == "ready" for tag, _ in seen)
+    assert {ident for _, ident in seen} >= idents
+    assert len(seen) == len({ident for _, ident in seen}) <= 3
+
+
+def test_a_failing_initializer_is_logged_and_the_worker_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def init() -> None:
+        raise OSError("no such resource")
+
+    with WorkerPool(1, initializer=init) as pool:
+        assert pool.submit(lambda: "ran").result(5) == "ran"
+    assert "initializer failed" in caplog.text

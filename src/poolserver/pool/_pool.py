@@ -172,6 +172,8 @@ class WorkerPool(Executor):
         queue_size: jobs that may wait for a worker (0: none, a job needs a free worker).
         max_waiting: jobs that `post()` may hold in its admission line while the pool is full.
         name: prefix of the worker threads' names.
+        initializer: called with `initargs` in each worker thread when it starts, as in
+            `ThreadPoolExecutor`; if it raises, the error is logged and the worker goes on.
         on_error: called in the worker thread with each job's exception and the job. Without
             it, a failed `post()` job is logged at ERROR with its traceback, and a failed
             `submit()` job is logged only if its future is collected without anyone reading
@@ -185,6 +187,8 @@ class WorkerPool(Executor):
         *,
         max_waiting: int = 1024,
         name: str = "pool",
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
         on_error: ErrorHook | None = None,
     ) -> None:
         if max_workers is None:
@@ -197,6 +201,8 @@ class WorkerPool(Executor):
         self._capacity = max_workers + queue_size
         self._max_waiting = max_waiting
         self._name = name
+        self._initializer = initializer
+        self._initargs = initargs
         self._on_error = on_error
 
         self._lock = threading.Lock()
@@ -377,6 +383,13 @@ class WorkerPool(Executor):
 
     def _work(self, worker: _Worker) -> None:
         _local.worker = worker
+        if self._initializer is not None:
+            try:
+                self._initializer(*self._initargs)
+            except Exception:
+                log.exception(
+                    "the worker initializer failed in %s", threading.current_thread().name
+                )
         lock, queue = self._lock, self._queue
         wait_counts, wait_bounds = self._queue_wait.counts, self._queue_wait.bounds
         run_counts, run_bounds = self._run_time.counts, self._run_time.bounds

@@ -1,0 +1,274 @@
+"""Request parsing: bytes in, complete requests out, with httptools (llhttp) inside.
+
+Theory of operation
+-------------------
+llhttp does the strict HTTP/1.1 grammar: it already rejects bare CR or LF, obs-fold, control
+characters and NUL in the head, Content-Length together with Transfer-Encoding, duplicate or
+malformed Content-Length, and bad chunk framing. This layer adds what llhttp leaves to the
+server: size limits on the head (whose pieces llhttp would otherwise buffer without bound),
+a limit on the body, one Host header (required on HTTP/1.1), no transfer coding but chunked,
+no Transfer-Encoding on HTTP/1.0, versions 1.0 and 1.1 only, and `Expect`.
+
+A request is complete only once its whole body has arrived: `complete` holds finished
+requests in order (pipelining), and `awaiting_body` is the request whose head is in but whose
+body is not (what `Expect: 100-continue` is about). After a `ProtocolError` the parser is
+spent: the connection must answer and close.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Final
+
+import httptools
+
+from ._body import Body
+from ._errors import ProtocolError
+
+_METHODS: Final = {
+    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a request may be at most. Each is a hard bound; none means "unlimited"."""
+
+    max_request_line: int = 8190
+    max_header_size: int = 65536
+    max_headers: int = 100
+    max_body_size: int = 64 * 1024 * 1024
+    body_spool_threshold: int = 1024 * 1024
+
+
+class Request:
+    """One parsed request: its head, and its body once complete.
+
+    `headers` keeps the raw `(name, value)` pairs in order, names as sent (llhttp checks
+    they are tokens); `host` is the Host header's value or None.
+    """
+
+    __slots__ = (
+        "body",
+        "chunked",
+        "content_length",
+        "expect_continue",
+        "headers",
+        "host",
+        "keep_alive",
+        "method",
+        "target",
+        "upgrade",
+        "version",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        target: bytes,
+        version: str,
+        headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.host: bytes | None = None
+        self.content_length: int | None = None
+        self.chunked = False
+        self.expect_continue = False
+        self.upgrade = False
+        self.body: Body | None = None
+
+
+class RequestParser:
+    """Feeds bytes to llhttp and collects complete requests.
+
+    Args:
+        limits: the size limits to enforce.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._parser = httptools.HttpRequestParser(self)
+        self.complete: deque[Request] = deque()
+        self.awaiting_body: Request | None = None
+        self.in_progress = False  # a request has begun and is not complete yet
+        self.upgraded = False  # llhttp stopped at an Upgrade; the connection must close
+        self._in_head = False
+        self._head_room = limits.max_header_size
+        self._url: list[bytes] = []
+        self._url_size = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._header_size = 0
+        self._current: Request | None = None
+        self._error: ProtocolError | None = None
+
+    def feed(self, data: bytes) -> None:
+        """Parse `data`. Complete requests are appended to `complete`.
+
+        Raises:
+            ProtocolError: the bytes break HTTP/1.1 or a limit; the parser is spent.
+        """
+        if self._error is not None:
+            raise self._error
+        if self.upgraded:
+            return  # after an Upgrade the bytes are another protocol's, which we do not speak
+        if self._in_head:
+            # llhttp buffers a partial URL or header itself: bound what a head may feed it.
+            room = self._head_room
+            if len(data) > room:
+                self._feed(data[:room])
+                if self._in_head:
+                    self._fail(self._head_too_large())
+                data = data[room:]
+            else:
+                self._head_room = room - len(data)
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.upgraded = True
+        except httptools.HttpParserCallbackError as exc:
+            context = exc.__context__
+            if isinstance(context, ProtocolError):
+                self._fail(context)
+            raise
+        except httptools.HttpParserInvalidMethodError:
+            self._fail(ProtocolError(501, "unknown method"))
+        except httptools.HttpParserInvalidURLError:
+            self._fail(ProtocolError(400, "invalid request target"))
+        except httptools.HttpParserError as exc:
+            self._fail(_classify(str(exc)))
+
+    def _fail(self, error: ProtocolError) -> None:
+        self._error = error
+        raise error
+
+    def _head_too_large(self) -> ProtocolError:
+        if not self._headers and self._url_size:
+            return ProtocolError(414, "request line too long")
+        return ProtocolError(431, "header section too large")
+
+    # ----------------------------------------------------------------- llhttp callbacks
+
+    def on_message_begin(self) -> None:
+        self.in_progress = True
+        self._in_head = True
+        self._head_room = self._limits.max_header_size
+        self._url = []
+        self._url_size = 0
+        self._headers = []
+        self._header_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url.append(url)
+        self._url_size += len(url)
+        if self._url_size > self._limits.max_request_line:
+            raise ProtocolError(414, "request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            return  # a chunked trailer: framing metadata only, not passed on
+        headers = self._headers
+        headers.append((name, value))
+        self._header_size += len(name) + len(value) + 4
+        if len(headers) > self._limits.max_headers:
+            raise ProtocolError(431, "too many header fields")
+        if self._header_size > self._limits.max_header_size:
+            raise ProtocolError(431, "header section too large")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("latin-1")
+        url = self._url
+        request = Request(
+            method,
+            url[0] if len(url) == 1 else b"".join(url),
+            parser.get_http_version(),
+            self._headers,
+            parser.should_keep_alive(),
+        )
+        _check_head(request, self._limits)
+        self._current = request
+        if request.content_length or request.chunked:
+            self.awaiting_body = request
+        if method == "CONNECT":
+            raise ProtocolError(405, "CONNECT is not supported")
+
+    def on_body(self, data: bytes) -> None:
+        request = self.awaiting_body
+        assert request is not None
+        body = request.body
+        if body is None:
+            body = request.body = Body(self._limits.body_spool_threshold)
+        if body.size + len(data) > self._limits.max_body_size:
+            raise ProtocolError(413, "request body too large")
+        body.write(data)
+
+    def on_message_complete(self) -> None:
+        request = self._current
+        assert request is not None
+        self._current = None
+        self.awaiting_body = None
+        self.in_progress = False
+        self.complete.append(request)
+
+
+def _check_head(request: Request, limits: Limits) -> None:
+    """What llhttp accepts but a server must not; fills in the framing fields."""
+    version = request.version
+    if version != "1.1" and version != "1.0":  # noqa: PLR1714 - two string compares are faster
+        raise ProtocolError(505, f"HTTP/{version} is not supported")
+    transfer_encoding = _scan_headers(request)
+    if request.host is None and version == "1.1":
+        raise ProtocolError(400, "missing Host header")
+    if transfer_encoding is not None:
+        if version == "1.0":
+            raise ProtocolError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        if transfer_encoding.strip().lower() != b"chunked":
+            raise ProtocolError(501, "unsupported transfer coding")
+        request.chunked = True
+    if request.content_length is not None and request.content_length > limits.max_body_size:
+        raise ProtocolError(413, "request body too large")
+
+
+def _scan_headers(request: Request) -> bytes | None:
+    """Fill in Host, Content-Length, Expect and Upgrade; return Transfer-Encoding's value.
+
+    Names are compared by length first: most headers are then skipped without lowering them.
+    """
+    transfer_encoding = None
+    for name, value in request.headers:
+        size = len(name)
+        if size == 4 and name.lower() == b"host":
+            if request.host is not None:
+                raise ProtocolError(400, "more than one Host header")
+            request.host = value
+        elif size == 14 and name.lower() == b"content-length":
+            request.content_length = int(value)  # llhttp has checked the digits
+        elif size == 17 and name.lower() == b"transfer-encoding":
+            transfer_encoding = value
+        elif size == 6 and name.lower() == b"expect":
+            if value.strip().lower() != b"100-continue":
+                raise ProtocolError(417, "unsupported expectation")
+            request.expect_continue = request.version == "1.1"
+        elif size == 7 and name.lower() == b"upgrade":
+            request.upgrade = True
+    return transfer_encoding
+
+
+def _classify(message: str) -> ProtocolError:
+    """Map llhttp's error message onto the status that answers it."""
+    if "HTTP version" in message:
+        return ProtocolError(505, "unsupported HTTP version")
+    if "invalid `Transfer-Encoding`" in message:
+        return ProtocolError(501, "unsupported transfer coding")
+    return ProtocolError(400, message)

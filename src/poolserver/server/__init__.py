@@ -1,0 +1,5 @@
+"""The HTTP/1.1 WSGI server: acceptor, poller, connection jobs on the worker pool."""
+
+from ._server import Server, ShutdownReport
+
+__all__ = ["Server", "ShutdownReport"]

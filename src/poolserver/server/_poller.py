@@ -1,0 +1,227 @@
+"""The poller: one thread that watches parked connections with epoll and enforces timeouts.
+
+Theory of operation
+-------------------
+A parked connection belongs to the poller. Workers park a connection as their last act on it
+(`park`, `park_idle`): they record the deadline, put it in `_parked`, then arm epoll with
+EPOLLONESHOT; the poller may take it the instant epoll is armed. When it is readable, the
+poller hands it to the pool; when a pending response can be written, or input must be
+discarded while lingering, the poller does that small non-blocking I/O itself.
+
+Deadlines: keep-alive parks, the most frequent, all have the same duration, so they arrive in
+deadline order and a FIFO holds them. The others (header, read, write, linger) go through a
+heap. Both hold stale entries (the connection woke up or was parked again); an entry counts
+only while `park_seq` still matches, so nothing needs removing on the hot path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import logging
+import os
+import select
+import threading
+from collections import deque
+from time import monotonic
+from typing import TYPE_CHECKING
+
+from ..http import error_response
+from ..wsgi import ClientGone
+from ._connection import LINGER, READ, WRITE, Connection
+
+if TYPE_CHECKING:
+    from ._server import Server
+
+log = logging.getLogger("poolserver")
+
+_READ_EVENTS = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT
+_WRITE_EVENTS = select.EPOLLOUT | select.EPOLLONESHOT
+
+
+class Poller:
+    """Watches parked connections; hands readable ones to the pool; expires the idle."""
+
+    def __init__(self, server: Server, max_sleep: float) -> None:
+        self._server = server
+        self._epoll = select.epoll()
+        self._parked: dict[int, Connection] = {}
+        self._idle: deque[tuple[float, int, Connection]] = deque()
+        self._timed_in: deque[tuple[float, int, Connection]] = deque()
+        self._heap: list[tuple[float, int, int, Connection]] = []
+        self._max_sleep = max_sleep
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._epoll.register(self._wake_r, select.EPOLLIN)
+        self._stopping = False
+        self._close_idle_requested = False
+        self._thread = threading.Thread(target=self._run, name="poolserver-poller", daemon=True)
+
+    def start(self) -> None:
+        """Start the poller thread."""
+        self._thread.start()
+
+    # ----------------------------------------------------------------- parking (any thread)
+
+    def park(self, conn: Connection, mode: int, deadline: float) -> None:
+        """Hand `conn` to the poller to wait for `mode` until `deadline`. Last touch."""
+        seq = conn.park_seq = conn.park_seq + 1
+        conn.park_mode = mode
+        conn.deadline = deadline
+        self._timed_in.append((deadline, seq, conn))
+        self._arm(conn, _WRITE_EVENTS if mode == WRITE else _READ_EVENTS)
+        if deadline < monotonic() + self._max_sleep:
+            self.wake()
+
+    def park_idle(self, conn: Connection, deadline: float) -> None:
+        """Park an idle keep-alive connection: a FIFO keeps these in deadline order."""
+        if self._server.draining:
+            conn.close()  # no further request will be taken on it
+            return
+        seq = conn.park_seq = conn.park_seq + 1
+        conn.park_mode = READ
+        conn.deadline = deadline
+        self._idle.append((deadline, seq, conn))
+        self._arm(conn, _READ_EVENTS)
+
+    def _arm(self, conn: Connection, events: int) -> None:
+        fd = conn.fd
+        self._parked[fd] = conn
+        try:
+            if conn.registered:
+                self._epoll.modify(fd, events)
+            else:
+                conn.registered = True
+                self._epoll.register(fd, events)
+        except OSError:
+            # The socket is unusable (closed under us at shutdown): drop it.
+            self._parked.pop(fd, None)
+            conn.close()
+
+    def wake(self) -> None:
+        """Make the poller look at its deadlines and state now."""
+        with contextlib.suppress(BlockingIOError):  # a full pipe: already woken
+            os.write(self._wake_w, b"x")
+
+    # ----------------------------------------------------------------- the poller's own
+
+    def _run(self) -> None:
+        epoll, parked = self._epoll, self._parked
+        while not self._stopping:
+            try:
+                events = epoll.poll(self._sleep_time(), 1024)
+            except InterruptedError:
+                continue
+            for fd, event in events:
+                conn = parked.pop(fd, None)
+                if conn is None:
+                    if fd == self._wake_r:
+                        self._drain_wake_pipe()
+                    continue
+                self._dispatch(conn, event)
+            self._expire(monotonic())
+            if self._close_idle_requested:
+                self._close_idle()
+        self._close_all()
+
+    def _dispatch(self, conn: Connection, event: int) -> None:
+        mode = conn.park_mode
+        conn.park_seq += 1  # its deadline no longer applies
+        if mode == READ:
+            self._server.resume(conn)
+        elif mode == WRITE:
+            self._write(conn)
+        else:
+            self._linger(conn)
+
+    def _write(self, conn: Connection) -> None:
+        try:
+            pending = conn.flush()
+        except ClientGone:
+            conn.close()
+            return
+        if pending:
+            self.park(conn, WRITE, monotonic() + self._server.config.write_timeout)
+        elif conn.after_write == LINGER:
+            conn.linger()
+        elif conn.parser.complete:
+            self._server.resume(conn)
+        else:
+            self.park_idle(conn, monotonic() + self._server.config.keepalive_timeout)
+
+    def _linger(self, conn: Connection) -> None:
+        if conn.discard_input():
+            self.park(conn, LINGER, conn.deadline)
+        else:
+            conn.close()
+
+    def _drain_wake_pipe(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 4096):
+                pass
+
+    def _sleep_time(self) -> float:
+        timed_in, heap = self._timed_in, self._heap
+        while timed_in:
+            deadline, seq, conn = timed_in.popleft()
+            heapq.heappush(heap, (deadline, seq, id(conn), conn))
+        due = self._max_sleep
+        now = monotonic()
+        if heap:
+            due = min(due, heap[0][0] - now)
+        if self._idle:
+            due = min(due, self._idle[0][0] - now)
+        return max(due, 0.0)
+
+    def _expire(self, now: float) -> None:
+        parked, idle, heap = self._parked, self._idle, self._heap
+        while idle and idle[0][0] <= now:
+            _, seq, conn = idle.popleft()
+            if conn.park_seq == seq and parked.get(conn.fd) is conn:
+                del parked[conn.fd]
+                conn.close()  # idle past the keep-alive timeout: nothing to answer
+        while heap and heap[0][0] <= now:
+            _, seq, _, conn = heapq.heappop(heap)
+            if conn.park_seq == seq and parked.get(conn.fd) is conn:
+                del parked[conn.fd]
+                conn.park_seq += 1
+                self._time_out(conn)
+
+    def _time_out(self, conn: Connection) -> None:
+        if conn.park_mode == READ and conn.parser.in_progress:
+            # A request had begun and did not arrive in time.
+            self._server.count_timeout()
+            conn.answer_and_linger(error_response(408, self._server.date))
+        else:
+            conn.close()  # a silent new connection, a stalled reader, or a finished linger
+
+    # ----------------------------------------------------------------- shutdown
+
+    def close_idle(self) -> None:
+        """Close every parked connection that is between requests (done by the poller thread:
+        only it removes connections from `_parked`)."""
+        self._close_idle_requested = True
+        self.wake()
+
+    def _close_idle(self) -> None:
+        self._close_idle_requested = False
+        for fd, conn in list(self._parked.items()):
+            if conn.park_mode == READ and not conn.parser.in_progress and conn.requests:
+                del self._parked[fd]
+                conn.close()
+
+    def stop(self) -> None:
+        """Stop the thread and close every parked connection."""
+        self._stopping = True
+        self.wake()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    def _close_all(self) -> None:
+        for conn in list(self._parked.values()):
+            conn.close()
+        self._parked.clear()
+        self._epoll.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)

@@ -1,0 +1,109 @@
+"""The `poolserver` program: it reports its address, drains on SIGTERM, exits 0."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+
+class Program:
+    """A `python -m poolserver` child process whose bound address is read from its log."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "poolserver", "--port", "0", *args],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._address = threading.Event()
+        self.draining = threading.Event()
+        self.port = 0
+        self._reader = threading.Thread(target=self._read_log)
+        self._reader.start()
+        if not self._address.wait(20):
+            self.process.kill()
+            raise AssertionError(f"the server never reported its address: {self.lines}")
+
+    def _read_log(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+            if "shutting down" in line:
+                self.draining.set()
+            found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            if found:
+                self.port = int(found.group(1))
+                self._address.set()
+
+    def connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.process.pid, signum)
+
+    def wait(self) -> int:
+        code = self.process.wait(20)
+        self._reader.join(5)
+        return code
+
+
+@pytest.fixture
+def program() -> Iterator[Program]:
+    server = Program("--drain-timeout", "5")
+    yield server
+    if server.process.poll() is None:
+        server.process.kill()
+        server.wait()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_lets_the_request_in_flight_finish_then_exits_0(
+    program: Program, signum: int
+) -> None:
+    idle = program.connect()
+    idle.request("GET", "/")
+    assert idle.getresponse().read() == b"Hello world !\n"
+
+    busy = program.connect()
+    busy.request("GET", "/sleep?ms=400")
+    started = time.monotonic()
+    # The request is in flight: it takes 400 ms and the signal comes now.
+    program.signal(signum)
+    response = busy.getresponse()
+    assert response.status == 200
+    assert response.read() == b"slept 400 ms\n"
+    assert response.headers["Connection"] == "close"
+    assert program.wait() == 0
+    assert time.monotonic() - started < 5
+    log = "".join(program.lines)
+    assert "shutting down" in log
+    assert "shut down" in log
+    # The idle connection was closed, and the listener too.
+    idle.request("GET", "/")  # may still be sent: only the answer can tell
+    with pytest.raises(http.client.RemoteDisconnected):
+        idle.getresponse()
+    with pytest.raises(ConnectionRefusedError):
+        program.connect().request("GET", "/")
+
+
+def test_a_second_signal_exits_at_once(program: Program) -> None:
+    busy = program.connect()
+    busy.request("GET", "/sleep?ms=3000")
+    program.signal(signal.SIGTERM)
+    # Once the drain has begun (it logs so), the next signal is the second one.
+    assert program.draining.wait(10), "the drain never began"
+    started = time.monotonic()
+    program.signal(signal.SIGTERM)
+    assert program.wait() != 0
+    assert time.monotonic() - started < 2
+    busy.close()

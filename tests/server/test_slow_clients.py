@@ -1,0 +1,118 @@
+"""Slow and idle clients hold no worker: a normal client is still answered promptly."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import resource
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from poolserver.demo import app
+from poolserver.testing import serving
+
+SLOW_REQUEST = b"GET / HTTP/1.1\r\nHost: slow\r\nX-Padding: " + b"a" * 64 + b"\r\n\r\n"
+
+
+def need_descriptors(count: int) -> None:
+    """Raise the soft limit on open files if this test needs more; skip if it cannot."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= count:
+        return
+    if hard != resource.RLIM_INFINITY and hard < count:
+        pytest.skip(f"needs {count} open files, the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, hard))
+
+
+@contextlib.contextmanager
+def trickling(address: tuple[str, int], count: int) -> Iterator[list[socket.socket]]:
+    """`count` connections that each send one byte of a request per second, while inside."""
+    sockets = [socket.create_connection(address, timeout=5) for _ in range(count)]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        for position in range(len(SLOW_REQUEST) - 4):  # never completes the head
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.send(SLOW_REQUEST[position : position + 1])
+            if stop.wait(1.0):  # one byte per second per connection
+                return
+
+    thread = threading.Thread(target=trickle)
+    thread.start()
+    try:
+        yield sockets
+    finally:
+        stop.set()
+        thread.join(10)
+        for sock in sockets:
+            sock.close()
+
+
+def timed_requests(address: tuple[str, int], count: int) -> list[float]:
+    """Latencies of `count` sequential GETs on one keep-alive connection."""
+    client = http.client.HTTPConnection(*address, timeout=5)
+    latencies = []
+    try:
+        for _ in range(count):
+            started = time.monotonic()
+            client.request("GET", "/")
+            response = client.getresponse()
+            assert response.status == 200
+            assert response.read() == b"Hello world !\n"
+            latencies.append(time.monotonic() - started)
+    finally:
+        client.close()
+    return latencies
+
+
+@pytest.mark.timeout(60)
+def test_200_clients_sending_one_byte_per_second_do_not_stall_a_normal_client() -> None:
+    need_descriptors(1024)
+    with serving(app, workers=4) as server, trickling(server.address, 200) as slow:
+        # Three seconds of trickling: every slow connection is mid-request and parked.
+        deadline = time.monotonic() + 3
+        latencies: list[float] = []
+        while time.monotonic() < deadline:
+            latencies += timed_requests(server.address, 20)
+        assert server.connection_count >= 200, "the slow clients must all be connected"
+        still_open = sum(1 for s in slow if s.fileno() >= 0)
+        assert still_open == 200
+    assert len(latencies) >= 100
+    assert max(latencies) < 0.5, f"slowest normal request took {max(latencies):.3f} s"
+
+
+@pytest.mark.timeout(60)
+def test_1000_idle_keepalive_connections_do_not_stall_a_normal_client() -> None:
+    need_descriptors(2400)
+    with serving(app, workers=4, keepalive_timeout=30) as server:
+        idle = []
+        try:
+            for _ in range(1000):
+                client = http.client.HTTPConnection(*server.address, timeout=5)
+                client.request("GET", "/")
+                assert client.getresponse().read() == b"Hello world !\n"
+                idle.append(client)  # kept open: idle keep-alive, parked in the poller
+            assert server.connection_count >= 1000
+            latencies = timed_requests(server.address, 200)
+        finally:
+            for client in idle:
+                client.close()
+    assert max(latencies) < 0.5, f"slowest normal request took {max(latencies):.3f} s"
+    assert sorted(latencies)[len(latencies) // 2] < 0.05
+
+
+def test_a_slow_client_times_out_with_408_and_nothing_else_is_disturbed() -> None:
+    with serving(app, header_timeout=0.3) as server:
+        slow = socket.create_connection(server.address, timeout=5)
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # the head never completes
+        assert timed_requests(server.address, 5)
+        answer = b""
+        while chunk := slow.recv(4096):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        slow.close()
