@@ -8,10 +8,13 @@ Bounded by default: every limit and timeout is finite; None is spelled out where
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
 DEMO_APP = "poolserver.demo:app"
+
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
 def option(
@@ -46,8 +49,42 @@ class Config:
     queue_size: int = option(
         64, "requests that may wait for a worker; beyond it they wait unread up to queue_timeout"
     )
+    overload_policy: str = option(
+        "wait",
+        "what a request meets in a full pool: 'wait' for room up to queue_timeout, or 'reject' "
+        "(503 at once)",
+        choices=("wait", "reject"),
+    )
     queue_timeout: float = option(
         5.0, "seconds a request may wait for room in a full pool before it is answered 503"
+    )
+    max_queue_wait: float = option(
+        5.0,
+        "seconds a request may wait in all before a worker starts it; older ones are answered "
+        "503 without running the application",
+    )
+    request_start_header: bool = option(
+        False,
+        "count the time before poolserver, from X-Request-Start (as nginx stamps it), toward "
+        "max_queue_wait; only from forwarded_allow_ips",
+    )
+    forwarded_allow_ips: str = option(
+        "127.0.0.1,::1",
+        "comma-separated addresses or networks trusted to stamp proxy headers; '*' trusts all",
+    )
+    request_timeout: float = option(
+        60.0,
+        "seconds a request may take in all; then its cancel token fires, the client gets 504 "
+        "(or the connection is cut) and its worker is replaced",
+    )
+    client_timeout_header: bool = option(
+        False, "let a client shorten (never lengthen) request_timeout with Request-Timeout: <s>"
+    )
+    slow_request_timeout: float = option(
+        10.0, "seconds after which a running request is logged once, with its thread's stack"
+    )
+    max_stuck_workers: int = option(
+        16, "stuck workers replaced at most; beyond, a stuck worker reduces capacity"
     )
     max_connections: int = option(
         10000, "open connections at most; beyond it new ones wait in the kernel's backlog"
@@ -66,6 +103,11 @@ class Config:
     )
     drain_timeout: float = option(
         30.0, "seconds a graceful shutdown lets queued and running requests finish"
+    )
+    drain_grace: float = option(
+        1.0,
+        "seconds of a drain during which idle keep-alive connections stay open, so that a "
+        "request already on its way is answered (with Connection: close), not reset",
     )
     max_request_line: int = option(8190, "bytes in a request target at most (414 beyond)")
     max_header_size: int = option(65536, "bytes in a request head at most (431 beyond)")
@@ -89,15 +131,55 @@ class Config:
             choices = item.metadata["choices"]
             if choices and value not in choices:
                 raise ValueError(f"{item.name} must be one of {', '.join(choices)}")
+        _parse_networks(self.forwarded_allow_ips)
         if ":" not in self.app:
             raise ValueError(f"app must be MODULE:ATTRIBUTE, not {self.app!r}")
         for name in ("workers", "max_connections", "max_headers", "max_request_line"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("header_timeout", "read_timeout", "keepalive_timeout", "write_timeout"):
+        for name in (
+            "header_timeout",
+            "read_timeout",
+            "keepalive_timeout",
+            "write_timeout",
+            "request_timeout",
+            "slow_request_timeout",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be more than 0 (timeouts are never infinite)")
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some options changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+def options_table() -> str:
+    """The Markdown table of every option, as `docs/options.md` carries it."""
+    rows = [
+        "| option | environment | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for item in dataclasses.fields(Config):
+        flag = item.name if item.metadata["positional"] else "--" + item.name.replace("_", "-")
+        default = item.default
+        shown = f"`{default}`" if default != "" else "(empty)"
+        choices = item.metadata["choices"]
+        meaning = item.metadata["help"] + (f" (one of: {', '.join(choices)})" if choices else "")
+        rows.append(f"| `{flag}` | `POOLSERVER_{item.name.upper()}` | {shown} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def _parse_networks(spec: str) -> Networks | None:
+    """`forwarded_allow_ips` as networks; None means everyone ('*')."""
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    if "*" in items:
+        return None
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+    except ValueError as exc:
+        raise ValueError(f"forwarded_allow_ips: {exc}") from exc
+
+
+def trusted_networks(config: Config) -> Networks | None:
+    """The networks whose proxy headers are believed; None means everyone."""
+    return _parse_networks(config.forwarded_allow_ips)

@@ -10,6 +10,7 @@ import pytest
 from poolserver.pool import (
     CancelToken,
     DeadlineExceeded,
+    JobAbandoned,
     QueueFull,
     WorkerPool,
     current_token,
@@ -146,3 +147,31 @@ def test_cancelling_a_queued_future_removes_it_and_frees_its_slot() -> None:
     stats = pool.statistics()
     assert stats.cancelled == 1
     assert stats.submitted == stats.completed + stats.cancelled
+
+
+def test_an_abandoned_job_frees_its_slot_and_a_new_worker_takes_its_place() -> None:
+    pool = WorkerPool(1, queue_size=2)
+    stuck = Gate()
+    future = pool.submit(stuck, "too late")
+    assert stuck.started.wait(5)
+    queued = pool.submit(threading.get_ident)
+    assert pool.abandon(future)
+    assert isinstance(future.exception(5), JobAbandoned)
+    # The queued job runs on a new thread while the abandoned one is still stuck.
+    assert queued.result(5) != threading.get_ident()
+    report = pool.drain(5)  # does not wait for the stuck thread
+    assert report.clean
+    stats = pool.statistics()
+    assert (stats.abandoned, stats.stuck, stats.running, stats.completed) == (1, 1, 0, 1)
+    assert stats.submitted == stats.completed + stats.abandoned
+    stuck.open()  # when it returns at last, its result is discarded
+    assert future.exception() is not None
+    assert pool.abandon(future) is False
+
+
+def test_abandoning_a_job_that_is_not_running_does_nothing() -> None:
+    with WorkerPool(1) as pool:
+        done = pool.submit(lambda: 1)
+        done.result(5)
+        assert pool.abandon(done) is False
+        assert pool.statistics().abandoned == 0

@@ -74,7 +74,9 @@ class Run:
 
 def assert_books_balance(pool: WorkerPool) -> None:
     s = pool.statistics()
-    assert s.submitted == s.completed + s.failed + s.cancelled + s.expired + s.running + s.queued
+    assert s.submitted == (
+        s.completed + s.failed + s.cancelled + s.expired + s.abandoned + s.running + s.queued
+    )
     assert s.running >= 0
     assert s.queued >= 0
     assert s.waiting >= 0

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from poolserver.server._stats import Refusal
 from poolserver.testing import serving
 
 
@@ -62,7 +63,7 @@ def test_a_request_that_finds_no_room_in_time_gets_503_with_retry_after() -> Non
         assert refused.headers["Connection"] == "close"
         assert body == b"503 Service Unavailable\n"
         assert app.calls == 1
-        assert server.refused == 1
+        assert server.stats.totals().refusals[Refusal.QUEUE_FULL] == 1
         app.release.set()
         holder.join(10)
         assert first[0].status == 200
@@ -80,4 +81,4 @@ def test_a_request_that_finds_room_within_queue_timeout_is_served_not_lost() -> 
         for thread in threads:
             thread.join(10)
         assert [r.status for r in results] == [200, 200, 200, 200]
-        assert server.refused == 0
+        assert sum(server.stats.totals().refusals.values()) == 0

@@ -107,3 +107,62 @@ def test_a_second_signal_exits_at_once(program: Program) -> None:
     assert program.wait() != 0
     assert time.monotonic() - started < 2
     busy.close()
+
+
+class SteadyClient:
+    """POSTs in a loop on one keep-alive connection and never retries on its own.
+
+    Records every answer; a failure on an established connection counts as a broken request,
+    a refused new connection ends the loop.
+    """
+
+    def __init__(self, port: int, warmed: threading.Barrier) -> None:
+        self.port = port
+        self.warmed = warmed
+        self.answers: dict[int, int] = {}
+        self.broken: list[str] = []
+        self.refused_new_connection = False
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        client = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        deadline = time.monotonic() + 20
+        sent = 0
+        while time.monotonic() < deadline:
+            new_connection = client.sock is None
+            try:
+                client.request("POST", "/", body=b"x" * 512)
+                response = client.getresponse()
+                response.read()
+            except ConnectionRefusedError:
+                assert new_connection, "refused on an established connection"
+                self.refused_new_connection = True
+                return
+            except (OSError, http.client.HTTPException) as exc:
+                self.broken.append(f"{'new' if new_connection else 'established'}: {exc!r}")
+                return
+            self.answers[response.status] = self.answers.get(response.status, 0) + 1
+            sent += 1
+            if sent == 20:
+                self.warmed.wait(10)
+
+
+def test_sigterm_under_steady_keepalive_load_breaks_no_request() -> None:
+    program = Program("--drain-timeout", "10", "--workers", "4")
+    clients_count = 6
+    warmed = threading.Barrier(clients_count + 1)
+    clients = [SteadyClient(program.port, warmed) for _ in range(clients_count)]
+    for client in clients:
+        client.thread.start()
+    warmed.wait(20)  # every client has 20 answers behind it and keeps going
+    program.signal(signal.SIGTERM)
+    for client in clients:
+        client.thread.join(30)
+    assert program.wait() == 0
+    assert [c.broken for c in clients] == [[]] * clients_count
+    assert all(c.refused_new_connection for c in clients)
+    answered = sum(sum(c.answers.values()) for c in clients)
+    assert answered >= 20 * clients_count
+    assert set().union(*(c.answers for c in clients)) <= {200, 503}
+    log = "".join(program.lines)
+    assert "shut down cleanly" in log

@@ -6,7 +6,14 @@ and `post` hands a job over without ever blocking (for I/O threads).
 """
 
 from ._cancel import CancelToken
-from ._errors import DeadlineExceeded, JobCancelled, PoolClosed, PoolError, QueueFull
+from ._errors import (
+    DeadlineExceeded,
+    JobAbandoned,
+    JobCancelled,
+    PoolClosed,
+    PoolError,
+    QueueFull,
+)
 from ._future import PoolFuture
 from ._pool import ErrorHook, Job, WorkerPool, current_token
 from ._stats import DEFAULT_BUCKETS, Distribution, DrainReport, PoolStatistics
@@ -19,6 +26,7 @@ __all__ = [
     "DrainReport",
     "ErrorHook",
     "Job",
+    "JobAbandoned",
     "JobCancelled",
     "PoolClosed",
     "PoolError",

@@ -24,3 +24,10 @@ class DeadlineExceeded(PoolError, TimeoutError):
 
 class JobCancelled(PoolError):
     """The job was cancelled before it started (a bounded drain ran out of time)."""
+
+
+class JobAbandoned(PoolError):
+    """The job ran too long and was abandoned: its worker was replaced, its result is discarded.
+
+    Python threads cannot be stopped from outside; abandoning is the honest alternative.
+    """

@@ -29,6 +29,9 @@ class NotStarted(Exception):
 
 
 class _Forgetter(Protocol):
+    @property
+    def has_error_hook(self) -> bool: ...
+
     def forget(self, future: PoolFuture[Any]) -> None: ...
 
 
@@ -69,7 +72,6 @@ class PoolFuture(Future[T]):
     admit_by = math.inf
     _token: CancelToken | None = None
     _unretrieved: _Unretrieved | None = None
-    _failed_fn: object = None
 
     def __init__(
         self,
@@ -141,7 +143,10 @@ class PoolFuture(Future[T]):
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            self._failed_fn = fn
+            if not self._pool.has_error_hook:
+                # Armed before the future completes: whoever reads the exception after that
+                # finds the flag to mark, so a failure that was read is never logged.
+                self._track_unretrieved(exc, fn)
             self.set_exception(exc)
             raise
         self.set_result(result)
@@ -158,8 +163,10 @@ class PoolFuture(Future[T]):
         return True
 
     def report_failure(self, exc: BaseException) -> None:
-        """With no `on_error` hook: log `exc` if this future is collected without being read."""
-        self._unretrieved = flag = _Unretrieved(exc, repr(self._failed_fn))
+        """Nothing to do: `run` armed the unretrieved-exception log before completing."""
+
+    def _track_unretrieved(self, exc: BaseException, fn: object) -> None:
+        self._unretrieved = flag = _Unretrieved(exc, repr(fn))
         weakref.finalize(self, flag.report)
 
     def _mark_retrieved(self) -> None:

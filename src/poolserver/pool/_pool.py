@@ -15,12 +15,15 @@ Every piece of shared state lives under one lock, `_lock`; nothing relies on the
 * Whoever removes an entry from the queue or the admission line, under the lock, owns it: a
   worker runs it, the timer expires it, a drain cancels it, `PoolFuture.cancel` forgets it. The
   counters move at that same instant, so `statistics()` always balances:
-  `submitted == completed + failed + cancelled + expired + running + queued`.
+  `submitted == completed + failed + cancelled + expired + abandoned + running + queued`.
+* `abandon(job)` gives up on a running job: its worker leaves `_workers` (so a replacement may
+  start) and is marked; when its job returns, the worker books nothing and exits.
 * Callbacks (job code, `discard`, `on_error`, Future callbacks) never run under the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -32,12 +35,19 @@ import time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, InvalidStateError
 from time import monotonic
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from ._cancel import CancelToken
-from ._errors import DeadlineExceeded, JobCancelled, PoolClosed, PoolError, QueueFull
+from ._errors import (
+    DeadlineExceeded,
+    JobAbandoned,
+    JobCancelled,
+    PoolClosed,
+    PoolError,
+    QueueFull,
+)
 from ._future import GONE as _GONE
 from ._future import LINE as _LINE
 from ._future import QUEUED as _QUEUED
@@ -128,13 +138,15 @@ class _Posted:
 class _Worker:
     """A worker thread's handle. `wake` is held while the worker is parked or busy."""
 
-    __slots__ = ("entry", "number", "wake")
+    __slots__ = ("abandoned", "entry", "number", "thread", "wake")
 
     def __init__(self, number: int, entry: _Entry) -> None:
         self.number = number
         self.entry: _Entry | None = entry
         self.wake = threading.Lock()
         self.wake.acquire()
+        self.abandoned = False
+        self.thread: threading.Thread | None = None
 
 
 _local = threading.local()
@@ -214,6 +226,7 @@ class WorkerPool(Executor):
         self._idle: list[_Worker] = []
         self._workers: set[_Worker] = set()
         self._threads: list[threading.Thread] = []
+        self._stuck_threads: set[threading.Thread] = set()
         self._worker_numbers = itertools.count(1)
         self._state = _OPEN
         self._running = 0
@@ -221,6 +234,7 @@ class WorkerPool(Executor):
 
         self._submitted = self._completed = self._failed = 0
         self._rejected = self._cancelled = self._expired = 0
+        self._abandoned = self._stuck = 0
         # Histogram sums live here, not in the histograms, so the worker's hot path can add
         # to them without a call (the bucket counts are bumped inline too).
         self._queue_wait = Histogram()
@@ -312,6 +326,8 @@ class WorkerPool(Executor):
             if wait > 0 and len(self._line) < self._max_waiting:
                 entry.where = _LINE
                 entry.admit_by = entry.enqueued + wait
+                if deadline is not None and deadline < entry.admit_by:
+                    entry.admit_by = deadline  # no use admitting it after its deadline
                 self._line.append(entry)
                 self._schedule_locked(entry.admit_by, entry, _LINE)
                 return
@@ -376,6 +392,7 @@ class WorkerPool(Executor):
         )
         # Daemon: a job stuck forever must not keep the process alive after a bounded drain.
         thread.daemon = True
+        worker.thread = thread
         self._workers.add(worker)
         self._threads = [t for t in self._threads if t.is_alive()]
         self._threads.append(thread)
@@ -401,6 +418,9 @@ class WorkerPool(Executor):
             if not lock.acquire(False):
                 _acquire_contended(lock)
             try:
+                if worker.abandoned:
+                    self._forget_stuck_locked(worker)
+                    return
                 self._running -= 1
                 if outcome == _COMPLETED:
                     # The common case, booked inline (see "fast paths" above).
@@ -431,6 +451,13 @@ class WorkerPool(Executor):
                 worker.wake.acquire()
                 entry = worker.entry
 
+    def _forget_stuck_locked(self, worker: _Worker) -> None:
+        # Booked when it was abandoned: whatever its job did is discarded; the thread exits.
+        self._stuck -= 1
+        self._stuck_threads.discard(threading.current_thread())
+        worker.entry = None
+        self._notify_changed_locked()
+
     def _run_entry(self, entry: _Entry, started: float) -> int:
         """Run one entry, outside the lock; returns what became of it."""
         if entry.deadline is not None and started >= entry.deadline:
@@ -442,7 +469,8 @@ class WorkerPool(Executor):
         except NotStarted:
             return _CANCELLED
         except BaseException as exc:  # noqa: BLE001 - a failing job never kills its worker
-            self._report_failure(entry, exc)
+            if not _local.worker.abandoned:
+                self._report_failure(entry, exc)
             return _FAILED
         return _REQUEUED if again is True else _COMPLETED
 
@@ -602,6 +630,46 @@ class WorkerPool(Executor):
         if self._state != _OPEN:
             self._changed.notify_all()
 
+    # ----------------------------------------------------------------- abandoning
+
+    def abandon(self, job: object) -> bool:
+        """Give up on a running job: free its slot and let a new worker take its place.
+
+        Python threads cannot be stopped: the job's thread runs on, outside the pool (it is
+        counted in `stuck` until it returns) and whatever it produces is discarded. A
+        `submit()`ed job's future fails with `JobAbandoned` at once; a `post()`ed job is told
+        nothing (its owner decided to abandon it). Returns False if `job` is not running.
+        """
+        with self._lock:
+            for worker in self._workers:
+                entry = worker.entry
+                if entry is not None and entry.job is job and entry.where == _RUNNING:
+                    break
+            else:
+                return False
+            if isinstance(entry, PoolFuture) and entry.done():
+                return False  # it has finished; only its booking is under way
+            worker.abandoned = True
+            if worker.thread is not None:
+                self._stuck_threads.add(worker.thread)
+            entry.where = _GONE
+            self._workers.discard(worker)
+            self._running -= 1
+            self._abandoned += 1
+            self._stuck += 1
+            while self._queue and len(self._workers) < self._max_workers:
+                queued = self._queue.popleft()
+                queued.where = _RUNNING
+                self._running += 1
+                self._spawn_locked(queued)
+            if self._line or self._blocked:
+                self._room_freed_locked()
+            self._notify_changed_locked()
+        if isinstance(entry, PoolFuture):
+            with contextlib.suppress(InvalidStateError):
+                entry.set_exception(JobAbandoned("the job was abandoned"))
+        return True
+
     # ----------------------------------------------------------------- resize
 
     def resize(self, max_workers: int) -> None:
@@ -649,7 +717,10 @@ class WorkerPool(Executor):
                 cancelled=len(leftovers),
                 still_running=self._running,
             )
-            threads = [*self._threads, *([self._timer] if self._timer else [])]
+            # A stuck (abandoned) thread may never return: never wait for one.
+            threads = [t for t in self._threads if t not in self._stuck_threads]
+            if self._timer is not None:
+                threads.append(self._timer)
         self._discard_all(leftovers, JobCancelled("cancelled by a drain"))
         _join(threads, end)
         return report
@@ -692,6 +763,11 @@ class WorkerPool(Executor):
     # ----------------------------------------------------------------- introspection
 
     @property
+    def has_error_hook(self) -> bool:
+        """Whether failures go to an `on_error` hook (else they are logged as documented)."""
+        return self._on_error is not None
+
+    @property
     def max_workers(self) -> int:
         """The current maximum number of workers."""
         return self._max_workers
@@ -729,6 +805,8 @@ class WorkerPool(Executor):
                 rejected=self._rejected,
                 cancelled=self._cancelled,
                 expired=self._expired,
+                abandoned=self._abandoned,
+                stuck=self._stuck,
                 queue_wait=self._queue_wait.snapshot(self._wait_sum),
                 run_time=self._run_time.snapshot(self._run_sum),
             )

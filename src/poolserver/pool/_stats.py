@@ -102,7 +102,8 @@ class PoolStatistics:
     """What a pool is doing and has done, read at one instant under the pool's lock.
 
     The books always balance:
-    `submitted == completed + failed + cancelled + expired + running + queued`.
+    `submitted == completed + failed + cancelled + expired + abandoned + running + queued`.
+    `stuck` counts abandoned jobs whose threads have not returned yet (not in `workers`).
     Jobs waiting for admission (`waiting`) are not yet submitted; `rejected` counts jobs that
     never got in.
     """
@@ -120,6 +121,8 @@ class PoolStatistics:
     rejected: int
     cancelled: int
     expired: int
+    abandoned: int
+    stuck: int
     queue_wait: Distribution
     run_time: Distribution
 

@@ -4,7 +4,10 @@ Theory of operation
 -------------------
 A connection belongs to exactly one owner at a time: the acceptor (briefly), the pool (queued
 or waiting for admission), a worker (while `run` executes), or the poller (parked). Whoever
-owns it may touch it; handing it on (`pool.post`, `poller.park`) is the owner's last act.
+owns it may touch it; handing it on (`pool.post`, `poller.park`) is the owner's last act. One
+exception: the watchdog may `hijack` a connection from a worker whose request ran out of
+time; `send_lock` orders that against the worker's writes, and a hijacked connection is never
+touched by its worker again.
 
 A worker owns a connection only while it has bytes to process. `run` reads what the socket
 holds without blocking, feeds the parser, answers every complete request, and then parks the
@@ -13,7 +16,7 @@ next request (keep-alive timeout), or for the client to accept the rest of a res
 timeout). So no worker ever waits for a client to send, and none waits for a slow reader beyond
 the write timeout of one response's high-water mark.
 
-Answers the server gives itself (400s, 408, 503) are sent without blocking, after which the
+Answers the server gives itself (400s, 408, 503, 504) are sent without blocking, after which the
 connection is half-closed and the poller reads and discards what the client still sends before
 closing it ("lingering close"): closing a socket with unread input makes the kernel send a
 reset, which can destroy the answer before the client reads it.
@@ -25,13 +28,16 @@ import contextlib
 import logging
 import select
 import socket
+import threading
 from collections import deque
 from time import monotonic
 from typing import TYPE_CHECKING
 
-from ..http import CONTINUE, ProtocolError, Request, RequestParser, error_response
+from ..http import CONTINUE, ProtocolError, RequestParser, error_response
 from ..pool import PoolError
-from ..wsgi import ClientGone, ResponseStarted, build_environ, run_call
+from ..wsgi import ClientGone
+from ._exchange import serve_request
+from ._stats import Refusal
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -46,6 +52,9 @@ READ_PER_RUN = 1024 * 1024
 HIGH_WATER = 1024 * 1024
 # How long a half-closed connection is read and discarded before it is closed anyway.
 LINGER_TIMEOUT = 2.0
+# A connection that waited longer than this for a worker is checked for a departed client
+# before its request runs (one more recv); a shorter wait is not worth the system call.
+GONE_CHECK_AFTER = 0.005
 
 # Park modes: what the poller waits for.
 READ, WRITE, LINGER = 1, 2, 3
@@ -58,16 +67,20 @@ class Connection:
         "after_write",
         "deadline",
         "fd",
+        "hijacked",
         "out",
         "out_size",
         "park_mode",
         "park_seq",
         "parser",
+        "ready_at",
         "registered",
         "remote_addr",
         "remote_port",
         "request_started",
         "requests",
+        "response_started",
+        "send_lock",
         "sent_continue",
         "server",
         "sock",
@@ -83,9 +96,12 @@ class Connection:
         self.out: deque[bytes | memoryview] = deque()
         self.out_size = 0
         self.after_write = READ  # what follows once `out` is sent: READ (keep-alive) or LINGER
-        self.request_started = monotonic()
+        self.request_started = self.ready_at = monotonic()
         self.requests = 0  # requests answered on this connection
         self.sent_continue = False
+        self.response_started = False
+        self.hijacked = False
+        self.send_lock = threading.Lock()
         self.deadline = 0.0
         self.park_mode = 0
         self.park_seq = 0
@@ -103,26 +119,32 @@ class Connection:
             return None
 
     def discard(self, reason: PoolError) -> None:
-        """The pool could not take this connection in time: answer 503 at once, no worker."""
+        """The pool will not run this connection: answer 503 at once, without a worker."""
         self.server.refuse(self, reason)
 
     # ----------------------------------------------------------------- serving
 
     def _serve(self) -> bool | None:
-        if not self._receive():
+        waited = monotonic() - self.ready_at
+        if not self._receive(thorough=waited > GONE_CHECK_AFTER):
             return None
-        parser = self.parser
-        complete = parser.complete
+        complete = self.parser.complete
         while complete:
-            if not self._respond(complete.popleft()):
+            if not serve_request(self, complete.popleft(), waited):
                 return None
+            waited = 0.0
             if complete and self.server.pool.pending:
+                self.ready_at = monotonic()
                 return True  # fairness: the next pipelined request waits its turn
         self._wait_for_more()
         return None
 
-    def _receive(self) -> bool:
-        """Read without blocking and feed the parser; False if the connection is gone."""
+    def _receive(self, *, thorough: bool) -> bool:
+        """Read without blocking and feed the parser; False if the connection is gone.
+
+        `thorough` reads until the socket says it is empty, so that a client that left while
+        its request waited is noticed (its FIN follows the request) before the app runs.
+        """
         parser = self.parser
         received = 0
         while received < READ_PER_RUN:
@@ -131,10 +153,9 @@ class Connection:
             except BlockingIOError:
                 return True
             except OSError:
-                self.close()
-                return False
+                return self._client_gone()
             if not data:
-                return self._on_eof()
+                return self._on_eof(thorough)
             if not parser.in_progress:
                 self.request_started = monotonic()
             try:
@@ -142,18 +163,25 @@ class Connection:
             except ProtocolError as error:
                 self._answer_error(error)
                 return False
-            if len(data) < RECV_SIZE:
+            if len(data) < RECV_SIZE and not thorough:
                 return True  # most likely drained: skip the recv that would say so
             received += len(data)
         return True
 
-    def _on_eof(self) -> bool:
-        # The client closed its side. Complete requests already read are still answered
-        # (HTTP/1.0 clients may half-close after sending); anything partial is abandoned.
-        if self.parser.complete:
+    def _on_eof(self, waited: bool) -> bool:
+        if self.parser.complete and not waited:
+            # A client that half-closes right after sending (as some HTTP/1.0 tools do)
+            # still reads: answer what it sent, then close.
             for request in self.parser.complete:
                 request.keep_alive = False
             return True
+        return self._client_gone()
+
+    def _client_gone(self) -> bool:
+        if self.parser.complete:
+            # It sent requests and left while they waited: none of them will run.
+            self.server.stats.shard().refusals[Refusal.CLIENT_GONE] += len(self.parser.complete)
+            self.parser.complete.clear()
         self.close()
         return False
 
@@ -165,7 +193,7 @@ class Connection:
         if waiting is not None:
             if waiting.expect_continue and not self.sent_continue:
                 self.sent_continue = True
-                self._send_now(CONTINUE)
+                self.send_now(CONTINUE)
             server.poller.park(self, READ, now + server.config.read_timeout)
         elif parser.in_progress or not self.requests:
             # A request under way, or a new connection that has sent nothing yet.
@@ -173,58 +201,22 @@ class Connection:
         else:
             server.poller.park_idle(self, now + server.config.keepalive_timeout)
 
-    def _respond(self, request: Request) -> bool:
-        """Run the application for `request`; True if the connection goes on."""
-        server = self.server
-        self.sent_continue = False
-        self.requests += 1
-        keep_alive = request.keep_alive and not server.draining and not self.parser.upgraded
-        environ = build_environ(request, server.base_environ, self.remote_addr, self.remote_port)
-        if server.debug:
-            server.log_request_start(self, request)
-        try:
-            call = run_call(
-                server.app,
-                environ,
-                request,
-                self._send,
-                server.date,
-                keep_alive=keep_alive,
-                lifecycle=server,
-            )
-        except ClientGone:
-            self.close()
-            return False
-        except ResponseStarted:
-            log.exception("error in the application after the response started")
-            self.close()
-            return False
-        except Exception:
-            log.exception("error in the application")
-            keep_alive = keep_alive and not self.out
-            self._send_now(error_response(500, server.date, close=not keep_alive))
-            status, sent = "500", 0
-        else:
-            keep_alive = not call.close
-            status, sent = call.status or "", call.sent
-        finally:
-            if request.body is not None:
-                request.body.close()
-        if server.access_log:
-            server.log_access(self, request, status, sent)
-        if self.out:
-            self.after_write = READ if keep_alive else LINGER
-            server.poller.park(self, WRITE, monotonic() + server.config.write_timeout)
-            return False
-        if not keep_alive:
-            self.close()
-            return False
-        return True
-
     # ----------------------------------------------------------------- writing
 
-    def _send(self, data: bytes) -> None:
-        """Send `data` for the application; wait (bounded) only past the high-water mark."""
+    def send(self, data: bytes) -> None:
+        """Send response bytes; wait (bounded) only past the high-water mark.
+
+        Raises:
+            ClientGone: the client is gone, or the watchdog took the connection.
+        """
+        with self.send_lock:
+            if self.hijacked:
+                raise ClientGone("the request timed out")
+            self.response_started = True
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        rest: bytes | memoryview = data
         if not self.out:
             try:
                 sent = self.sock.send(data)
@@ -234,18 +226,17 @@ class Connection:
                 raise ClientGone(str(exc)) from exc
             if sent == len(data):
                 return
-            rest: bytes | memoryview = memoryview(data)[sent:]
-        else:
-            rest = data
+            rest = memoryview(data)[sent:]
         self.out.append(rest)
         self.out_size += len(rest)
         if self.out_size > HIGH_WATER:
             self._flush_blocking()
 
-    def _send_now(self, data: bytes) -> None:
-        """Send a small answer of the server's own; what does not fit waits in `out`."""
+    def send_now(self, data: bytes) -> None:
+        """Send a small answer of the server's own; what does not fit waits in `out`.
+        A client that is gone is not an error here."""
         try:
-            self._send(data)
+            self.send(data)
         except ClientGone:
             self.out.clear()
             self.out_size = 0
@@ -284,6 +275,48 @@ class Connection:
                 return True
         return False
 
+    @property
+    def answered(self) -> bool:
+        """True once the connection's last answer is out or on its way, and it only closes."""
+        return self.after_write == LINGER
+
+    def hand_off_output(self, keep_alive: bool) -> bool:
+        """After a response: park for the unsent rest, close, or go on. True to go on."""
+        if self.out:
+            self.after_write = READ if keep_alive else LINGER
+            self.server.poller.park(self, WRITE, monotonic() + self.server.config.write_timeout)
+            return False
+        if not keep_alive:
+            self.close()
+            return False
+        return True
+
+    # ----------------------------------------------------------------- the watchdog
+
+    def hijack(self, answer: bytes) -> str:
+        """Take the connection from a worker whose request ran out of time (watchdog thread).
+
+        Returns:
+            "answered": no response had started, `answer` was sent and the connection lingers.
+            "cut": a response had started; the connection is shut and lingers to its close.
+            "interrupted": the worker was writing; its write now fails and it closes itself.
+        """
+        if not self.send_lock.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+            return "interrupted"
+        try:
+            self.hijacked = True
+            if self.response_started:
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                self.server.poller.park(self, LINGER, monotonic() + LINGER_TIMEOUT)
+                return "cut"
+            self._finish_with(answer)
+            return "answered"
+        finally:
+            self.send_lock.release()
+
     # ----------------------------------------------------------------- endings
 
     def _answer_error(self, error: ProtocolError) -> None:
@@ -292,14 +325,20 @@ class Connection:
             log.info("%s from %s: %s", error.status, self.remote_addr, error.reason)
         else:
             log.debug("%s from %s: %s", error.status, self.remote_addr, error.reason)
-        server.count_bad_request(error)
+        bad = server.stats.shard().bad_requests
+        bad[error.status] = bad.get(error.status, 0) + 1
         self.answer_and_linger(error_response(error.status, server.date))
 
     def answer_and_linger(self, response: bytes) -> None:
         """Send a final answer without blocking, then half-close and linger in the poller."""
+        with self.send_lock:
+            self._finish_with(response)
+
+    def _finish_with(self, response: bytes) -> None:
         self.out.clear()
         self.out_size = 0
-        self._send_now(response)
+        with contextlib.suppress(ClientGone):
+            self._write(response)
         self.after_write = LINGER
         if self.out:
             self.server.poller.park(self, WRITE, monotonic() + self.server.config.write_timeout)

@@ -76,9 +76,6 @@ class Poller:
 
     def park_idle(self, conn: Connection, deadline: float) -> None:
         """Park an idle keep-alive connection: a FIFO keeps these in deadline order."""
-        if self._server.draining:
-            conn.close()  # no further request will be taken on it
-            return
         seq = conn.park_seq = conn.park_seq + 1
         conn.park_mode = READ
         conn.deadline = deadline
@@ -101,7 +98,8 @@ class Poller:
 
     def wake(self) -> None:
         """Make the poller look at its deadlines and state now."""
-        with contextlib.suppress(BlockingIOError):  # a full pipe: already woken
+        # A full pipe means already woken; a closed one, that the poller has stopped.
+        with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"x")
 
     # ----------------------------------------------------------------- the poller's own
@@ -120,7 +118,9 @@ class Poller:
                         self._drain_wake_pipe()
                     continue
                 self._dispatch(conn, event)
-            self._expire(monotonic())
+            now = monotonic()
+            self._expire(now)
+            self._server.sample_rate(now)
             if self._close_idle_requested:
                 self._close_idle()
         self._close_all()
@@ -191,7 +191,7 @@ class Poller:
     def _time_out(self, conn: Connection) -> None:
         if conn.park_mode == READ and conn.parser.in_progress:
             # A request had begun and did not arrive in time.
-            self._server.count_timeout()
+            self._server.stats.shard().timeouts += 1
             conn.answer_and_linger(error_response(408, self._server.date))
         else:
             conn.close()  # a silent new connection, a stalled reader, or a finished linger

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import itertools
 import logging
 import math
@@ -29,13 +30,15 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import Any
 
-from ..config import Config
-from ..http import DateHeader, Limits, ProtocolError, Request, error_response
-from ..pool import DrainReport, JobCancelled, PoolClosed, PoolError, WorkerPool
+from ..config import Config, trusted_networks
+from ..http import DateHeader, Limits, Request, error_response
+from ..pool import DeadlineExceeded, DrainReport, JobCancelled, PoolClosed, PoolError, WorkerPool
 from ..wsgi import WSGIApp, base_environ
 from ._connection import Connection
 from ._listen import bind
 from ._poller import Poller
+from ._stats import RateMeter, Refusal, Stats, Totals
+from ._watchdog import InFlight, Watchdog
 
 log = logging.getLogger("poolserver")
 access_log = logging.getLogger("poolserver.access")
@@ -46,17 +49,25 @@ _FD_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 @dataclass(frozen=True, slots=True)
 class ShutdownReport:
-    """What a graceful shutdown did.
+    """What a graceful shutdown did, counted from the moment it began.
 
     Attributes:
-        clean: every request that arrived was answered before the deadline.
+        served: responses sent while draining.
+        refused: requests answered 503 while draining (still queued at the deadline, or late).
+        cut: connections closed at the deadline without an answer (a request was running or
+            still arriving on them).
         pool: the worker pool's drain report.
-        connections_cut: connections still open at the deadline, closed without an answer.
     """
 
-    clean: bool
+    served: int
+    refused: int
+    cut: int
     pool: DrainReport
-    connections_cut: int
+
+    @property
+    def clean(self) -> bool:
+        """Every request that arrived was answered, and nothing was cut or refused."""
+        return self.cut == 0 and self.refused == 0 and self.pool.clean
 
 
 class Server:
@@ -88,14 +99,19 @@ class Server:
         )
         shortest = min(config.header_timeout, config.keepalive_timeout, config.read_timeout)
         self.poller = Poller(self, max_sleep=min(1.0, shortest / 4))
+        self.watchdog = Watchdog(self)
+        self.stats = Stats()
+        self.rate = RateMeter()
+        self.inflight: dict[Connection, InFlight] = {}
         self.draining = False
         self.debug = log.isEnabledFor(logging.DEBUG)
         self.access_log = config.access_log
         self.base_environ: dict[str, Any] = {}
-        self.bad_requests = 0
-        self.timeouts = 0
-        self.refused = 0
-        self._request_ids = itertools.count(1)
+        self._trusted = trusted_networks(config)
+        self._trust_needed = config.request_start_header
+        self._admission_wait = config.queue_timeout if config.overload_policy == "wait" else 0.0
+        self._request_numbers = itertools.count(1)
+        self._next_sample = 0.0
         self._connections: dict[int, Connection] = {}
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
@@ -104,6 +120,8 @@ class Server:
         self._all_closed = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         self._address: tuple[str, int] = ("", 0)
+        self._closed = False
+        self._before_drain: Totals | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -115,6 +133,7 @@ class Server:
         self._address = (host, port)
         self.base_environ = base_environ(host, port)
         self.poller.start()
+        self.watchdog.start()
         self._acceptor = threading.Thread(
             target=self._accept_loop, name="poolserver-acceptor", daemon=True
         )
@@ -137,30 +156,62 @@ class Server:
         host, port = self._address
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
-    def shutdown(self, timeout: float | None = None) -> ShutdownReport:
-        """Stop gracefully within `timeout` seconds (default: `drain_timeout`).
+    def stop_accepting(self) -> None:
+        """The first phase of a drain; idempotent. Returns once the listener is closed.
 
-        Stops accepting, closes idle connections, answers requests still arriving on open
-        connections with `Connection: close`, lets running and queued requests finish, then
-        closes whatever is left.
+        Connections the kernel had already accepted (its backlog) are taken in and served,
+        not reset; every response from now on says `Connection: close`.
+        """
+        if self._before_drain is None:
+            self._before_drain = self.stats.totals()
+        self.draining = True
+        self._stop_acceptor(take_backlog=True)
+
+    def shutdown(self, timeout: float | None = None) -> ShutdownReport:
+        """Drain gracefully within `timeout` seconds (default: `drain_timeout`), in phases.
+
+        1. Stop accepting (`stop_accepting`): from now on every response says
+           `Connection: close`.
+        2. For `drain_grace` seconds idle keep-alive connections stay open: a request already
+           on its way is answered, not reset. Then those still idle are closed.
+        3. Queued and running requests finish, until the deadline.
+        4. At the deadline, requests still queued are answered 503; connections still open
+           (a request running or arriving) are cut.
         """
         timeout = self.config.drain_timeout if timeout is None else timeout
-        end = monotonic() + timeout
-        self.draining = True
-        self._stop_acceptor()
+        start = monotonic()
+        end = start + timeout
+        self.stop_accepting()
+        if self._connections:
+            self._all_closed.wait(max(0.0, min(start + self.config.drain_grace, end) - start))
         self.poller.close_idle()
         if self._connections:
             self._all_closed.wait(max(0.0, end - monotonic()))
-        report = self.pool.drain(max(0.0, end - monotonic()))
-        cut = len(self._connections)
+        # Past the deadline this answers what is still queued 503 at once; before it, the
+        # last workers are only booking the requests they just finished.
+        pool_report = self.pool.drain(max(0.0, end - monotonic()))
+        # Connections answered and lingering to their close are not cut; the others are.
+        cut = sum(1 for conn in list(self._connections.values()) if not conn.answered)
         self.close()
-        return ShutdownReport(clean=report.clean and cut == 0, pool=report, connections_cut=cut)
+        before, after = self._before_drain, self.stats.totals()
+        assert before is not None
+        return ShutdownReport(
+            served=after.served - before.served,
+            refused=_refused(after) - _refused(before),
+            cut=cut,
+            pool=pool_report,
+        )
 
     def close(self) -> None:
         """Stop at once: close the listener and every connection. Running requests are
-        abandoned (their threads cannot be stopped) and what they write is discarded."""
+        abandoned (their threads cannot be stopped) and what they write is discarded.
+        Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self.draining = True
         self._stop_acceptor()
+        self.watchdog.stop()
         self.poller.stop()
         for conn in list(self._connections.values()):
             conn.close()
@@ -172,7 +223,7 @@ class Server:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def _stop_acceptor(self) -> None:
+    def _stop_acceptor(self, *, take_backlog: bool = False) -> None:
         if self._stop_accepting.is_set():
             return
         self._stop_accepting.set()
@@ -182,7 +233,19 @@ class Server:
         if self._acceptor is not None and self._acceptor is not threading.current_thread():
             self._acceptor.join(5)
         if self._listener is not None:
+            if take_backlog:
+                self._take_backlog(self._listener)
             self._listener.close()
+
+    def _take_backlog(self, listener: socket.socket) -> None:
+        # Connections completed by the kernel are established for their clients, which may
+        # have sent a request already: closing the listener would reset them.
+        while True:
+            try:
+                sock, address = listener.accept()
+            except OSError:
+                return
+            self._admit(sock, address)
 
     # ----------------------------------------------------------------- accepting
 
@@ -239,32 +302,80 @@ class Server:
     # ----------------------------------------------------------------- connection services
 
     def resume(self, conn: Connection) -> None:
-        """Hand a connection that has bytes to process to the pool (from an I/O thread)."""
+        """Hand a connection that has bytes to process to the pool (from an I/O thread).
+
+        Under the `wait` policy it may wait for room up to `queue_timeout`; in all it may wait
+        up to `max_queue_wait` before a worker starts it. Past either, it is answered 503 by
+        the pool's timer thread: a refusal costs no worker.
+        """
+        now = conn.ready_at = monotonic()
         try:
-            self.pool.post(conn, wait=self.config.queue_timeout)
+            self.pool.post(
+                conn, wait=self._admission_wait, deadline=now + self.config.max_queue_wait
+            )
         except PoolClosed:
             conn.close()
 
     def refuse(self, conn: Connection, reason: PoolError) -> None:
-        """Answer 503 without a worker: the pool had no room in time, or is shutting down."""
-        self.refused += 1
+        """Answer 503 without running the application (called by whoever gives up on it)."""
         if isinstance(reason, JobCancelled):
-            log.info("503 to %s: the server is shutting down", conn.remote_addr)
+            why = Refusal.DRAINING
+        elif isinstance(reason, DeadlineExceeded):
+            why = Refusal.QUEUE_AGE
         else:
-            log.warning("503 to %s: %s", conn.remote_addr, reason)
+            why = Refusal.QUEUE_FULL
+        self.stats.shard().refusals[why] += 1
+        log.info("503 to %s: %s", conn.remote_addr, why.value)
         # The request was never read: drop what arrived, so that closing does not reset.
         conn.discard_input()
-        conn.answer_and_linger(
-            error_response(503, self.date, extra=(("Retry-After", self.retry_after()),))
-        )
+        conn.answer_and_linger(self._unavailable())
 
-    def retry_after(self) -> str:
-        """Seconds a refused client should wait: the queue's depth over recent throughput."""
-        stats = self.pool.statistics()
-        waiting = stats.queued + stats.waiting
-        mean_run = stats.run_time.mean or 0.0
-        workers = max(stats.max_workers, 1)
-        return str(max(1, math.ceil(waiting * mean_run / workers)))
+    def refuse_late(self, conn: Connection, request: Request, waited: float) -> None:
+        """Answer 503 to a request that waited past `max_queue_wait` (found by its worker)."""
+        self.stats.shard().refusals[Refusal.QUEUE_AGE] += 1
+        log.info(
+            "503 to %s: %s %s waited %.3f s",
+            conn.remote_addr,
+            request.method,
+            request.target.decode("latin-1"),
+            waited,
+        )
+        if request.body is not None:
+            request.body.close()
+        conn.answer_and_linger(self._unavailable())
+
+    def _unavailable(self) -> bytes:
+        return error_response(503, self.date, extra=(("Retry-After", str(self.retry_after())),))
+
+    def retry_after(self) -> int:
+        """Seconds a refused client should wait: the backlog over recent throughput, >= 1."""
+        rate = self.rate.rate
+        backlog = self.pool.pending + self.config.workers
+        if rate <= 0:
+            return max(1, math.ceil(self.config.max_queue_wait))
+        return min(300, max(1, math.ceil(backlog / rate)))
+
+    def sample_rate(self, now: float) -> None:
+        """Called by the poller about once a second: feed the throughput meter."""
+        if now >= self._next_sample:
+            self._next_sample = now + 1.0
+            self.rate.sample(self.pool.statistics().completed, now)
+
+    def trusts(self, conn: Connection) -> bool:
+        """Whether proxy headers from this connection's peer are believed (and needed)."""
+        if not self._trust_needed:
+            return False
+        if self._trusted is None:
+            return True
+        try:
+            address = ipaddress.ip_address(conn.remote_addr)
+        except ValueError:
+            return False
+        return any(address in network for network in self._trusted)
+
+    def next_request_number(self) -> int:
+        """A number for each request, as the seed's Job Id."""
+        return next(self._request_numbers)
 
     def forget(self, conn: Connection) -> None:
         """A connection closed: unregister it; wake the acceptor or a drain if they wait."""
@@ -276,28 +387,12 @@ class Server:
             if self.draining and not connections:
                 self._all_closed.set()
 
-    def count_bad_request(self, error: ProtocolError) -> None:
-        """Count a request refused for breaking the protocol or a limit."""
-        self.bad_requests += 1
-
-    def count_timeout(self) -> None:
-        """Count a request that did not arrive within its timeout."""
-        self.timeouts += 1
-
     @property
     def connection_count(self) -> int:
         """Open connections now."""
         return len(self._connections)
 
-    def log_request_start(self, conn: Connection, request: Request) -> None:
-        """The seed's debug line, once per request."""
-        log.debug(
-            "Worker %s, processing request %d",
-            threading.current_thread().name.rsplit("-", 1)[-1],
-            next(self._request_ids),
-        )
-
-    def log_access(self, conn: Connection, request: Request, status: str, sent: int) -> None:
+    def log_access(self, conn: Connection, request: Request, status: int, sent: int) -> None:
         """One line per request, in the common log format."""
         access_log.info(
             '%s - - [%s] "%s %s HTTP/%s" %s %s',
@@ -306,7 +401,7 @@ class Server:
             request.method,
             request.target.decode("latin-1"),
             request.version,
-            status[:3] or "-",
+            status or "-",
             sent or "-",
         )
 
@@ -333,14 +428,17 @@ class Server:
         log.info("shutting down: draining for up to %.0f s", self.config.drain_timeout)
         report = self.shutdown()
         log.info(
-            "shut down: %d requests finished while draining, %d cancelled, %d still running, "
-            "%d connections cut",
-            report.pool.finished,
-            report.pool.cancelled,
-            report.pool.still_running,
-            report.connections_cut,
+            "shut down %s: %d served, %d refused, %d cut while draining",
+            "cleanly" if report.clean else "with losses",
+            report.served,
+            report.refused,
+            report.cut,
         )
-        return 0
+        return 0 if report.clean else 1
+
+
+def _refused(totals: Totals) -> int:
+    return sum(count for why, count in totals.refusals.items() if why is not Refusal.CLIENT_GONE)
 
 
 def _set_worker_scheduling(policy: str) -> None:

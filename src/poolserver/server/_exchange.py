@@ -1,0 +1,168 @@
+"""One request on a connection, in its worker: admission by age, deadline, the call, the books."""
+
+from __future__ import annotations
+
+import logging
+import time
+from time import monotonic
+from typing import TYPE_CHECKING, Any
+
+from .. import CANCEL_KEY, DEADLINE_KEY
+from ..http import Request, error_response
+from ..pool import CancelToken
+from ..wsgi import ClientGone, ResponseStarted, build_environ, run_call
+from ._stats import Timing
+from ._watchdog import InFlight
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+
+log = logging.getLogger("poolserver")
+
+
+def serve_request(conn: Connection, request: Request, waited: float) -> bool:
+    """Answer `request`, which waited `waited` seconds for a worker. True if the connection
+    goes on with this worker (keep-alive, everything sent)."""
+    server = conn.server
+    conn.sent_continue = False
+    conn.response_started = False
+    conn.requests += 1
+    started = monotonic()
+    if server.trusts(conn):
+        waited = max(waited, upstream_wait(request, server.config.request_start_header))
+    if waited > server.config.max_queue_wait:
+        server.refuse_late(conn, request, waited)
+        return False
+    environ = _environ(conn, request)
+    keep_alive = request.keep_alive and not server.draining and not conn.parser.upgraded
+    number = server.next_request_number()
+    if server.debug:
+        log.debug("Worker %s, processing request %d", _worker_number(), number)
+    token = environ[CANCEL_KEY]
+    inflight = server.inflight
+    inflight[conn] = InFlight(
+        conn,
+        number=number,
+        method=request.method,
+        path=environ["PATH_INFO"],
+        started=started,
+        token=token,
+    )
+    try:
+        status, sent, keep_alive = _call(conn, request, environ, keep_alive)
+    finally:
+        del inflight[conn]
+        if request.body is not None:
+            request.body.close()
+    _book(conn, status, waited, started)
+    if server.access_log:
+        server.log_access(conn, request, status, sent)
+    if conn.hijacked:
+        return False  # the watchdog owns the connection now
+    if status == 0:
+        conn.close()  # the client is gone, or the response broke off
+        return False
+    return conn.hand_off_output(keep_alive)
+
+
+def _environ(conn: Connection, request: Request) -> dict[str, Any]:
+    """The request's environ, with its deadline and cancel token."""
+    server = conn.server
+    config = server.config
+    deadline = conn.ready_at + config.request_timeout
+    if config.client_timeout_header:
+        deadline = min(deadline, client_deadline(request, conn.ready_at))
+    environ = build_environ(request, server.base_environ, conn.remote_addr, conn.remote_port)
+    environ[DEADLINE_KEY] = deadline
+    environ[CANCEL_KEY] = CancelToken(deadline)
+    return environ
+
+
+def _call(
+    conn: Connection, request: Request, environ: dict[str, Any], keep_alive: bool
+) -> tuple[int, int, bool]:
+    """Run the application; returns (status, body bytes sent, keep-alive).
+
+    Status 0 means no complete response: the client left or the response broke off.
+    """
+    server = conn.server
+    try:
+        call = run_call(
+            server.app,
+            environ,
+            request,
+            conn.send,
+            server.date,
+            keep_alive=keep_alive,
+            lifecycle=server,
+        )
+    except ClientGone:
+        return 0, 0, False
+    except ResponseStarted:
+        log.exception("error in the application after the response started")
+        return 0, 0, False
+    except Exception:
+        log.exception("error in the application")
+        keep_alive = keep_alive and not conn.out
+        conn.send_now(error_response(500, server.date, close=not keep_alive))
+        return 500, 0, keep_alive
+    status = int(call.status[:3]) if call.status else 500
+    return status, call.sent, not call.close
+
+
+def _book(conn: Connection, status: int, waited: float, started: float) -> None:
+    shard = conn.server.stats.shard()
+    if status:
+        shard.by_class[status // 100] += 1
+    service = monotonic() - started
+    shard.observe(Timing.QUEUE_WAIT, waited)
+    shard.observe(Timing.SERVICE, service)
+    shard.observe(Timing.TOTAL, waited + service)
+
+
+def _worker_number() -> str:
+    import threading  # noqa: PLC0415 - the debug path only
+
+    return threading.current_thread().name.rsplit("-", 1)[-1]
+
+
+def upstream_wait(request: Request, enabled: bool) -> float:
+    """Seconds since a trusted proxy stamped `X-Request-Start`, or 0.0.
+
+    Accepts nginx's `t=<seconds>.<milliseconds>` and plain seconds, milliseconds or
+    microseconds since the epoch (told apart by magnitude).
+    """
+    if not enabled:
+        return 0.0
+    for name, value in request.headers:
+        if len(name) == 15 and name.lower() == b"x-request-start":
+            return _age_of_stamp(value)
+    return 0.0
+
+
+def _age_of_stamp(value: bytes) -> float:
+    text = value.strip()
+    if text.startswith(b"t="):
+        text = text[2:]
+    try:
+        stamp = float(text)
+    except ValueError:
+        return 0.0
+    if stamp > 1e14:
+        stamp /= 1e6  # microseconds
+    elif stamp > 1e11:
+        stamp /= 1e3  # milliseconds
+    return max(0.0, time.time() - stamp)
+
+
+def client_deadline(request: Request, ready_at: float) -> float:
+    """The deadline a client asks for with `Request-Timeout: <seconds>`, or infinity."""
+    for name, value in request.headers:
+        if len(name) == 15 and name.lower() == b"request-timeout":
+            try:
+                seconds = float(value)
+            except ValueError:
+                return float("inf")
+            if seconds > 0:
+                return ready_at + seconds
+    return float("inf")

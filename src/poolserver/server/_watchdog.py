@@ -1,0 +1,147 @@
+"""Requests in flight, and the watchdog that deals with the slow and the stuck.
+
+Python threads cannot be killed. What the watchdog does instead, for a request past
+`slow_request_timeout`: log once the stack of the thread running it. Past `request_timeout`:
+cancel the request's token (cooperative applications stop), answer the client 504 if no
+response has started (else cut the connection), and give up on the worker: the pool starts a
+replacement so capacity is kept (up to `max_stuck_workers` stuck threads), and whatever the
+stuck application produces later is discarded.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import traceback
+from time import monotonic
+from typing import TYPE_CHECKING
+
+from ..http import error_response
+from ..pool import CancelToken
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+    from ._server import Server
+
+log = logging.getLogger("poolserver")
+
+
+class InFlight:
+    """A request being run by a worker."""
+
+    __slots__ = (
+        "conn",
+        "deadline",
+        "method",
+        "number",
+        "path",
+        "slow_logged",
+        "started",
+        "thread",
+        "timed_out",
+        "token",
+    )
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        number: int,
+        method: str,
+        path: str,
+        started: float,
+        token: CancelToken,
+    ) -> None:
+        self.conn = conn
+        self.number = number
+        self.method = method
+        self.path = path
+        self.started = started
+        self.token = token
+        self.deadline = token.deadline if token.deadline is not None else float("inf")
+        self.thread = threading.current_thread()
+        self.slow_logged = False
+        self.timed_out = False
+
+    @property
+    def worker(self) -> str:
+        """The name of the worker thread running it."""
+        return self.thread.name
+
+
+class Watchdog:
+    """A thread that checks the requests in flight a few times a second."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        config = server.config
+        shortest = min(config.slow_request_timeout, config.request_timeout)
+        self._interval = min(1.0, max(0.01, shortest / 10))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="poolserver-watchdog", daemon=True)
+
+    def start(self) -> None:
+        """Start checking."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop checking."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.check(monotonic())
+            except Exception:
+                log.exception("the watchdog failed a check; it goes on")
+
+    def check(self, now: float) -> None:
+        """Log the slow, time out the late."""
+        config = self._server.config
+        for record in list(self._server.inflight.values()):
+            if not record.slow_logged and now - record.started >= config.slow_request_timeout:
+                record.slow_logged = True
+                self._log_slow(record, now)
+            if not record.timed_out and now >= record.deadline:
+                record.timed_out = True
+                self._time_out(record)
+
+    def _log_slow(self, record: InFlight, now: float) -> None:
+        self._server.stats.shard().slow += 1
+        frame = sys._current_frames().get(record.thread.ident or -1)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else "(gone)\n"
+        log.warning(
+            "slow request: %s %s running for %.1f s in %s; its stack:\n%s",
+            record.method,
+            record.path,
+            now - record.started,
+            record.worker,
+            stack.rstrip(),
+        )
+
+    def _time_out(self, record: InFlight) -> None:
+        server = self._server
+        record.token.cancel()
+        outcome = record.conn.hijack(error_response(504, server.date))
+        log.error(
+            "request timeout: %s %s after %.1f s in %s (%s)",
+            record.method,
+            record.path,
+            monotonic() - record.started,
+            record.worker,
+            outcome,
+        )
+        if outcome == "interrupted":
+            return  # the worker was writing: it sees the failure and carries on itself
+        server.stats.shard().stuck += 1
+        if server.pool.statistics().stuck >= server.config.max_stuck_workers:
+            log.error(
+                "%d workers are stuck already: %s is not replaced, capacity is reduced",
+                server.config.max_stuck_workers,
+                record.worker,
+            )
+            return
+        server.pool.abandon(record.conn)

@@ -1,0 +1,89 @@
+"""The phased graceful drain: nothing that arrived is reset, and the report says what happened."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+from typing import Any
+
+from poolserver.server import Server, ShutdownReport
+from poolserver.testing import serving
+
+from .apps import BlockingApp, get
+
+
+def shut_down_in_background(server: Server, timeout: float) -> tuple[threading.Thread, list[Any]]:
+    """Begin the drain here (the listener is closed on return), finish it in a thread."""
+    server.stop_accepting()
+    reports: list[ShutdownReport] = []
+    thread = threading.Thread(target=lambda: reports.append(server.shutdown(timeout)))
+    thread.start()
+    return thread, reports
+
+
+def test_a_request_on_an_idle_connection_during_the_grace_is_answered_with_close() -> None:
+    app = BlockingApp()
+    with serving(app, drain_grace=5) as server:
+        client = http.client.HTTPConnection(*server.address, timeout=10)
+        client.request("GET", "/fast")
+        assert client.getresponse().read() == b"ok"  # now idle, keep-alive
+        busy = get(server.address, "/busy")  # keeps the drain in its grace period
+        assert app.entered.wait(5)
+        drainer, reports = shut_down_in_background(server, timeout=10)
+        # New connections are refused once the drain began...
+        with socket.socket() as probe:
+            probe.settimeout(5)
+            refused = probe.connect_ex(server.address)
+        # ...but the idle connection is still there, and its next request is answered.
+        client.request("GET", "/fast")
+        response = client.getresponse()
+        assert response.status == 200
+        assert response.read() == b"ok"
+        assert response.headers["Connection"] == "close"
+        app.release.set()
+        busy.join(10)
+        drainer.join(15)
+        assert refused != 0
+        report = reports[0]
+        assert report.clean
+        assert report.served == 2
+        client.close()
+
+
+def test_connections_idle_through_the_grace_are_closed_and_the_drain_ends_early() -> None:
+    with serving(BlockingApp(), drain_grace=0.2, keepalive_timeout=60) as server:
+        client = socket.create_connection(server.address, timeout=10)
+        client.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.recv(4096).startswith(b"HTTP/1.1 200 OK")
+        drainer, reports = shut_down_in_background(server, timeout=30)
+        assert client.recv(4096) == b""  # closed after the grace, not after 60 s
+        drainer.join(10)
+        assert not drainer.is_alive()
+        assert reports[0].clean
+        client.close()
+
+
+def test_at_the_deadline_queued_requests_get_503_and_running_ones_are_cut() -> None:
+    app = BlockingApp()
+    with serving(app, workers=1, queue_size=4, drain_grace=0) as server:
+        running: list[Any] = []
+        holder = get(server.address, "/running", running)
+        assert app.entered.wait(5)
+        queued = socket.create_connection(server.address, timeout=10)
+        queued.sendall(b"GET /queued HTTP/1.1\r\nHost: x\r\n\r\n")
+        # Established before the drain begins: accepted from the backlog if need be, queued.
+        drainer, reports = shut_down_in_background(server, timeout=0.5)
+        answer = b""
+        while chunk := queued.recv(4096):
+            answer += chunk
+        drainer.join(10)
+        app.release.set()
+        holder.join(10)
+        assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")  # not a reset
+        assert running[0][0] == 0  # cut: the request outlived the drain
+        report = reports[0]
+        assert (report.served, report.refused, report.cut) == (0, 1, 1)
+        assert not report.clean
+        queued.close()
+    assert app.paths == ["/running"]
