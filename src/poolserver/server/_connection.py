@@ -41,6 +41,7 @@ from ._stats import Refusal
 
 if TYPE_CHECKING:
     from ._server import Server
+    from ._watchdog import InFlight
 
 log = logging.getLogger("poolserver")
 
@@ -133,8 +134,8 @@ class Connection:
             if not serve_request(self, complete.popleft(), waited):
                 return None
             waited = 0.0
+            self.ready_at = monotonic()  # the next pipelined request's clock starts now
             if complete and self.server.pool.pending:
-                self.ready_at = monotonic()
                 return True  # fairness: the next pipelined request waits its turn
         self._wait_for_more()
         return None
@@ -169,9 +170,11 @@ class Connection:
         return True
 
     def _on_eof(self, waited: bool) -> bool:
+        # TCP cannot tell a half-close from a close. A client that shuts its side right after
+        # sending (as some HTTP/1.0 tools do) is answered, then the connection closed; but a
+        # request whose client closed while it waited for a worker is taken as abandoned and
+        # dropped before the app runs (so under load a half-closing client goes unanswered).
         if self.parser.complete and not waited:
-            # A client that half-closes right after sending (as some HTTP/1.0 tools do)
-            # still reads: answer what it sent, then close.
             for request in self.parser.complete:
                 request.keep_alive = False
             return True
@@ -287,16 +290,23 @@ class Connection:
             self.server.poller.park(self, WRITE, monotonic() + self.server.config.write_timeout)
             return False
         if not keep_alive:
-            self.close()
+            if self.parser.in_progress or self.parser.complete:
+                self.linger()  # input left unread: a plain close would reset the answer
+            else:
+                self.close()
             return False
         return True
 
     # ----------------------------------------------------------------- the watchdog
 
-    def hijack(self, answer: bytes) -> str:
+    def hijack(self, record: InFlight, answer: bytes) -> str:
         """Take the connection from a worker whose request ran out of time (watchdog thread).
 
+        The worker leaves `inflight` under `send_lock` too, so the request is still running
+        when this takes the connection, or it has ended and nothing is taken.
+
         Returns:
+            "finished": the request ended meanwhile; nothing was done.
             "answered": no response had started, `answer` was sent and the connection lingers.
             "cut": a response had started; the connection is shut and lingers to its close.
             "interrupted": the worker was writing; its write now fails and it closes itself.
@@ -306,6 +316,8 @@ class Connection:
                 self.sock.shutdown(socket.SHUT_RDWR)
             return "interrupted"
         try:
+            if self.server.inflight.get(self) is not record:
+                return "finished"  # it ended meanwhile: the connection is not ours to take
             self.hijacked = True
             if self.response_started:
                 with contextlib.suppress(OSError):

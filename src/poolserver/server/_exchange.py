@@ -51,7 +51,8 @@ def serve_request(conn: Connection, request: Request, waited: float) -> bool:
     try:
         status, sent, keep_alive = _call(conn, request, environ, keep_alive)
     finally:
-        del inflight[conn]
+        with conn.send_lock:  # ordered against the watchdog's hijack
+            del inflight[conn]
         if request.body is not None:
             request.body.close()
     _book(conn, status, waited, started)

@@ -147,6 +147,9 @@ class Poller:
             conn.linger()
         elif conn.parser.complete:
             self._server.resume(conn)
+        elif conn.parser.in_progress:
+            deadline = conn.request_started + self._server.config.header_timeout
+            self.park(conn, READ, deadline)
         else:
             self.park_idle(conn, monotonic() + self._server.config.keepalive_timeout)
 
@@ -207,7 +210,8 @@ class Poller:
     def _close_idle(self) -> None:
         self._close_idle_requested = False
         for fd, conn in list(self._parked.items()):
-            if conn.park_mode == READ and not conn.parser.in_progress and conn.requests:
+            # Between requests, or connected and silent: nothing of a request has arrived.
+            if conn.park_mode == READ and not conn.parser.in_progress:
                 del self._parked[fd]
                 conn.close()
 

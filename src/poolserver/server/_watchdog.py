@@ -125,7 +125,9 @@ class Watchdog:
     def _time_out(self, record: InFlight) -> None:
         server = self._server
         record.token.cancel()
-        outcome = record.conn.hijack(error_response(504, server.date))
+        outcome = record.conn.hijack(record, error_response(504, server.date))
+        if outcome == "finished":
+            return
         log.error(
             "request timeout: %s %s after %.1f s in %s (%s)",
             record.method,
