@@ -1,7 +1,7 @@
 """WSGI (PEP 3333): the environ of a request, and one application call framed for HTTP/1.1.
 
-No socket here: the caller passes `send(data)`, which writes bytes or raises `OSError` when the
-client is gone. `run_call` returns whether the connection may be kept alive.
+No socket here: the caller passes `send(data)`, which writes bytes or raises `ClientGone` when
+the client is gone. `run_call` returns whether the connection may be kept alive.
 """
 
 from __future__ import annotations
@@ -481,6 +481,8 @@ def _check_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
             raise ValueError(f"invalid header name {name!r}")
         if not _FIELD_VALUE.match(value):
             raise ValueError(f"invalid character in the value of header {name!r}")
+        if name.lower() == "content-length" and not (value.isascii() and value.isdigit()):
+            raise ValueError(f"invalid Content-Length {value!r}")
         if name.lower() not in _FRAMING and len(_HEADER_LINES) < _HEADER_LINES_MAX:
             _HEADER_LINES[item] = _header_line(item)
     return headers

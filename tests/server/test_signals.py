@@ -139,7 +139,12 @@ class SteadyClient:
                 self.refused_new_connection = True
                 return
             except (OSError, http.client.HTTPException) as exc:
-                self.broken.append(f"{'new' if new_connection else 'established'}: {exc!r}")
+                if new_connection:
+                    # A connection the kernel completed just as the listener closed is reset
+                    # without an answer: it was never accepted, a refused new connection.
+                    self.refused_new_connection = True
+                else:
+                    self.broken.append(repr(exc))
                 return
             self.answers[response.status] = self.answers.get(response.status, 0) + 1
             sent += 1

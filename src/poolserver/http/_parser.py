@@ -17,6 +17,7 @@ spent: the connection must answer and close.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
@@ -26,6 +27,9 @@ import httptools
 from ._body import Body
 from ._errors import ProtocolError
 
+_OWS: Final = (0x20, 0x09)
+_CLOSED: Final = "after `Connection: close`"
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _METHODS: Final = {
     m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 }
@@ -98,6 +102,16 @@ class RequestParser:
         self.awaiting_body: Request | None = None
         self.in_progress = False  # a request has begun and is not complete yet
         self.upgraded = False  # llhttp stopped at an Upgrade; the connection must close
+        # No further request will be read: after an Upgrade, or a request that said
+        # Connection: close. Bytes that follow are dropped, not an error.
+        self.ended = False
+        self._raw_body: tuple[Request, int] | None = None  # body of an Upgrade, read by hand
+        self._line_seen = False  # a line end has arrived in the head under way
+        # What an unknown method or a protocol name is judged by: the bytes since the last
+        # complete request (at most 64), and the chunk being parsed.
+        self._since_complete = b""
+        self._completed_in_chunk = 0  # requests completed during the read being parsed
+        self._chunk = b""
         self._in_head = False
         self._head_room = limits.max_header_size
         self._url: list[bytes] = []
@@ -115,8 +129,11 @@ class RequestParser:
         """
         if self._error is not None:
             raise self._error
-        if self.upgraded:
-            return  # after an Upgrade the bytes are another protocol's, which we do not speak
+        if self._raw_body is not None:
+            self._take_raw_body(data)
+            return
+        if self.ended:
+            return  # no further request on this connection: the rest is not ours to parse
         if self._in_head:
             # llhttp buffers a partial URL or header itself: bound what a head may feed it.
             room = self._head_room
@@ -127,31 +144,93 @@ class RequestParser:
                 data = data[room:]
             else:
                 self._head_room = room - len(data)
+        self._chunk = data
+        self._completed_in_chunk = 0
         self._feed(data)
+        if self._in_head and b"\n" in data:
+            self._line_seen = True
+        if not self._completed_in_chunk and len(self._since_complete) < 64:
+            self._since_complete = (self._since_complete + data)[:64]
 
     def _feed(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self.upgraded = True
+        except httptools.HttpParserUpgrade as exc:
+            self._upgraded(data[exc.args[0] :])
         except httptools.HttpParserCallbackError as exc:
             context = exc.__context__
             if isinstance(context, ProtocolError):
                 self._fail(context)
             raise
         except httptools.HttpParserInvalidMethodError:
-            self._fail(ProtocolError(501, "unknown method"))
+            self._fail(_invalid_method(self._method_bytes(data)))
         except httptools.HttpParserInvalidURLError:
             self._fail(ProtocolError(400, "invalid request target"))
         except httptools.HttpParserError as exc:
+            if _CLOSED in str(exc) and self.complete:
+                self.ended = True  # bytes after a Connection: close request: dropped
+                return
             self._fail(_classify(str(exc)))
+
+    def _method_bytes(self, data: bytes) -> bytes:
+        """The bytes the failed request began with, as near as can be told."""
+        if not self._completed_in_chunk:
+            return self._since_complete + data
+        # It began after the requests completed in this read: after the head end of each
+        # (exact for requests without a body, the usual case for pipelining).
+        end = -4
+        for _ in range(self._completed_in_chunk):
+            found = data.find(b"\r\n\r\n", end + 4)
+            if found < 0:
+                break
+            end = found
+        return data[end + 4 :]
+
+    def _upgraded(self, rest: bytes) -> None:
+        # We never switch protocols: the Upgrade is ignored and the connection closes after
+        # the answer. llhttp has skipped the request's body, so a Content-Length body is read
+        # here; a chunked one is refused.
+        self.upgraded = self.ended = True
+        request = self.complete[-1]
+        if request.chunked:
+            self._fail(ProtocolError(501, "a chunked body with Upgrade is not supported"))
+        if request.content_length:
+            self.complete.pop()
+            self._current = self.awaiting_body = request
+            self.in_progress = True
+            self._raw_body = (request, request.content_length)
+            self._take_raw_body(rest)
+
+    def _take_raw_body(self, data: bytes) -> None:
+        assert self._raw_body is not None
+        request, left = self._raw_body
+        piece = data[:left]
+        if piece:
+            if request.body is None:
+                request.body = Body(self._limits.body_spool_threshold)
+            request.body.write(piece)
+        left -= len(piece)
+        self._raw_body = (request, left) if left else None
+        if not left:
+            self.on_message_complete()
+
+    def close(self) -> None:
+        """Release the bodies of requests that will never run (their temporary files)."""
+        requests = list(self.complete)
+        if self.awaiting_body is not None:
+            requests.append(self.awaiting_body)
+        for request in requests:
+            if request.body is not None:
+                request.body.close()
+        self.complete.clear()
+        self.awaiting_body = None
 
     def _fail(self, error: ProtocolError) -> None:
         self._error = error
         raise error
 
     def _head_too_large(self) -> ProtocolError:
-        if not self._headers and self._url_size:
+        if not self._headers and not self._line_seen:
             return ProtocolError(414, "request line too long")
         return ProtocolError(431, "header section too large")
 
@@ -165,6 +244,7 @@ class RequestParser:
         self._url_size = 0
         self._headers = []
         self._header_size = 0
+        self._line_seen = False
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -175,6 +255,8 @@ class RequestParser:
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self._in_head:
             return  # a chunked trailer: framing metadata only, not passed on
+        if value and value[-1] in _OWS:
+            value = value.rstrip(b" \t")  # trailing whitespace is not part of the value
         headers = self._headers
         headers.append((name, value))
         self._header_size += len(name) + len(value) + 4
@@ -197,11 +279,23 @@ class RequestParser:
             parser.should_keep_alive(),
         )
         _check_head(request, self._limits)
+        if request.version == "1.0":
+            self._check_protocol_name(request.target)
         self._current = request
         if request.content_length or request.chunked:
             self.awaiting_body = request
         if method == "CONNECT":
             raise ProtocolError(405, "CONNECT is not supported")
+
+    def _check_protocol_name(self, target: bytes) -> None:
+        # llhttp also speaks RTSP/1.0 and ICE/1.0, and reports them as version 1.0; the name
+        # follows the target in the request line, looked for in what arrived since the last
+        # request (the first 64 bytes of earlier reads, and this one). HTTP/1.0 requests are
+        # few: the search costs the common case nothing.
+        chunk = self._since_complete + self._chunk
+        at = chunk.find(target + b" ")
+        if at >= 0 and chunk[at + len(target) + 1 : at + len(target) + 6] != b"HTTP/":
+            raise ProtocolError(505, "not an HTTP request line")
 
     def on_body(self, data: bytes) -> None:
         request = self.awaiting_body
@@ -219,6 +313,8 @@ class RequestParser:
         self._current = None
         self.awaiting_body = None
         self.in_progress = False
+        self._since_complete = b""
+        self._completed_in_chunk += 1
         self.complete.append(request)
 
 
@@ -255,7 +351,8 @@ def _scan_headers(request: Request) -> bytes | None:
         elif size == 14 and name.lower() == b"content-length":
             request.content_length = int(value)  # llhttp has checked the digits
         elif size == 17 and name.lower() == b"transfer-encoding":
-            transfer_encoding = value
+            # Two fields mean a list of codings, of which only chunked is supported.
+            transfer_encoding = value if transfer_encoding is None else b"(several)"
         elif size == 6 and name.lower() == b"expect":
             if value.strip().lower() != b"100-continue":
                 raise ProtocolError(417, "unsupported expectation")
@@ -263,6 +360,18 @@ def _scan_headers(request: Request) -> bytes | None:
         elif size == 7 and name.lower() == b"upgrade":
             request.upgrade = True
     return transfer_encoding
+
+
+def _invalid_method(start: bytes) -> ProtocolError:
+    """501 for an unknown method that is a well-formed token; 400 for bytes that are not one.
+
+    llhttp stops at the first byte that no method it knows can continue with, so the method
+    may be cut short: judged by its bytes up to the space, or all of them if none came yet.
+    """
+    method = start.lstrip(b"\r\n").split(b" ", 1)[0]
+    if method and _TOKEN.fullmatch(method):
+        return ProtocolError(501, "unknown method")
+    return ProtocolError(400, "malformed request line")
 
 
 def _classify(message: str) -> ProtocolError:

@@ -74,6 +74,7 @@ class Connection:
         "park_mode",
         "park_seq",
         "parser",
+        "pending_error",
         "ready_at",
         "registered",
         "remote_addr",
@@ -102,6 +103,7 @@ class Connection:
         self.sent_continue = False
         self.response_started = False
         self.hijacked = False
+        self.pending_error: ProtocolError | None = None
         self.send_lock = threading.Lock()
         self.deadline = 0.0
         self.park_mode = 0
@@ -137,6 +139,9 @@ class Connection:
             self.ready_at = monotonic()  # the next pipelined request's clock starts now
             if complete and self.server.pool.pending:
                 return True  # fairness: the next pipelined request waits its turn
+        if self.pending_error is not None:
+            self._answer_error(self.pending_error)
+            return None
         self._wait_for_more()
         return None
 
@@ -162,6 +167,10 @@ class Connection:
             try:
                 parser.feed(data)
             except ProtocolError as error:
+                if parser.complete:
+                    # Requests that came whole before the bad bytes are answered first.
+                    self.pending_error = error
+                    return True
                 self._answer_error(error)
                 return False
             if len(data) < RECV_SIZE and not thorough:
@@ -383,5 +392,6 @@ class Connection:
         """Close the socket and forget the connection. Idempotent."""
         self.server.forget(self)
         self.out.clear()
+        self.parser.close()
         with contextlib.suppress(OSError):
             self.sock.close()

@@ -34,7 +34,7 @@ def serve_request(conn: Connection, request: Request, waited: float) -> bool:
         server.refuse_late(conn, request, waited)
         return False
     environ = _environ(conn, request)
-    keep_alive = request.keep_alive and not server.draining and not conn.parser.upgraded
+    keep_alive = request.keep_alive and not server.draining and not conn.parser.ended
     number = server.next_request_number()
     if server.debug:
         log.debug("Worker %s, processing request %d", _worker_number(), number)
@@ -105,7 +105,8 @@ def _call(
     except Exception:
         log.exception("error in the application")
         keep_alive = keep_alive and not conn.out
-        conn.send_now(error_response(500, server.date, close=not keep_alive))
+        head_only = request.method == "HEAD"
+        conn.send_now(error_response(500, server.date, close=not keep_alive, head_only=head_only))
         return 500, 0, keep_alive
     status = int(call.status[:3]) if call.status else 500
     return status, call.sent, not call.close

@@ -50,6 +50,7 @@ class Poller:
         self._timed_in: deque[tuple[float, int, Connection]] = deque()
         self._heap: list[tuple[float, int, int, Connection]] = []
         self._max_sleep = max_sleep
+        self._wake_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -91,16 +92,18 @@ class Poller:
             else:
                 conn.registered = True
                 self._epoll.register(fd, events)
-        except OSError:
-            # The socket is unusable (closed under us at shutdown): drop it.
+        except (OSError, ValueError):
+            # The socket, or epoll itself at shutdown, is closed under us: drop it.
             self._parked.pop(fd, None)
             conn.close()
 
     def wake(self) -> None:
         """Make the poller look at its deadlines and state now."""
-        # A full pipe means already woken; a closed one, that the poller has stopped.
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"x")
+        with self._wake_lock:
+            if self._wake_w < 0:
+                return  # stopped: its pipe is closed, and the number may be reused
+            with contextlib.suppress(BlockingIOError):  # a full pipe: already woken
+                os.write(self._wake_w, b"x")
 
     # ----------------------------------------------------------------- the poller's own
 
@@ -227,5 +230,7 @@ class Poller:
             conn.close()
         self._parked.clear()
         self._epoll.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        with self._wake_lock:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1

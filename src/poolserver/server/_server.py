@@ -234,6 +234,10 @@ class Server:
             self._acceptor.join(5)
         if self._listener is not None:
             if take_backlog:
+                # A listener closed with connections in its queue resets them. Shrink the
+                # queue first, so few new handshakes complete meanwhile; take what is in it.
+                with contextlib.suppress(OSError):
+                    self._listener.listen(0)
                 self._take_backlog(self._listener)
             self._listener.close()
 
