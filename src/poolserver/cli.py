@@ -44,6 +44,20 @@ def _parse_bool(text: str) -> bool:
 _CONVERTERS: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": _parse_bool}
 
 
+def _converter(annotation: object) -> Any:
+    """The parser of a field's text: `int | None` takes "none" (or nothing) for None."""
+    base, _, rest = str(annotation).partition(" | ")
+    convert = _CONVERTERS[base]
+    if rest != "None":
+        return convert
+
+    def optional(text: str) -> Any:
+        return None if text.strip().lower() in ("", "none") else convert(text)
+
+    optional.__name__ = convert.__name__  # argparse names the type in its errors
+    return optional
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one argument per config field."""
     parser = argparse.ArgumentParser(
@@ -64,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             parser.add_argument(
                 flag_name(item.name),
-                type=_CONVERTERS[str(item.type)],
+                type=_converter(item.type),
                 choices=item.metadata["choices"] or None,
                 metavar=item.name.upper(),
                 help=help_text,
@@ -82,7 +96,7 @@ def load_config(
         raw = environ.get(env_name(item.name))
         if raw is not None:
             try:
-                values[item.name] = _CONVERTERS[str(item.type)](raw)
+                values[item.name] = _converter(item.type)(raw)
             except ValueError as exc:
                 raise SystemExit(f"poolserver: {env_name(item.name)}: {exc}") from exc
     values.update(vars(build_parser().parse_args(argv)))

@@ -116,17 +116,41 @@ class Config:
     body_spool_threshold: int = option(
         1024 * 1024, "request bodies larger than this are kept in a temporary file, not memory"
     )
+    admin_host: str = option("127.0.0.1", "address of the admin listener")
+    admin_port: int | None = option(
+        None,
+        "port of the admin listener (/metrics, /livez, /readyz, /status); off when not set",
+    )
+    ready_queue_high: float = option(
+        0.8,
+        "/readyz says 503 while more than this fraction of queue_size is taken by waiting requests",
+    )
+    ready_queue_wait: float = option(
+        1.0, "/readyz says 503 while the p95 queue wait of the last 10 s is above this (s)"
+    )
     log_level: str = option(
         "info",
         "logging level",
         choices=("critical", "error", "warning", "info", "debug"),
     )
-    access_log: bool = option(False, "log one line per request (common log format) to stderr")
+    access_log: bool = option(
+        False, "log one line per request, with its queue wait and service time"
+    )
+    access_log_format: str = option(
+        "common", "access log format", choices=("common", "combined", "json")
+    )
+    access_log_file: str | None = option(
+        None, "file the access log is appended to; stderr when not set"
+    )
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
-            if item.type in ("int", "float") and (isinstance(value, bool) or value < 0):
+            if value is None and "None" in str(item.type):
+                continue
+            if str(item.type).split(" ")[0] in ("int", "float") and (
+                isinstance(value, bool) or value < 0
+            ):
                 raise ValueError(f"{item.name} must be >= 0, not {value!r}")
             choices = item.metadata["choices"]
             if choices and value not in choices:

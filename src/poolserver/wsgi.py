@@ -456,13 +456,20 @@ def _first_then_rest(result: Iterable[bytes], call: Call) -> Iterable[bytes]:
     return _Rest(first, iterator, result)
 
 
+_VALID_STATUSES: set[str] = set()  # bounded like the header cache
+
+
 def _check_status(status: str) -> str:
+    if status in _VALID_STATUSES:
+        return status
     if not isinstance(status, str):
         raise TypeError("status must be a str")
     if len(status) < 4 or not status[:3].isdigit() or status[3] != " " or status[0] == "0":
         raise ValueError(f"invalid status {status!r}")
     if not _FIELD_VALUE.match(status):
         raise ValueError("invalid character in status")
+    if len(_VALID_STATUSES) < _HEADER_LINES_MAX:
+        _VALID_STATUSES.add(status)
     return status
 
 

@@ -91,10 +91,10 @@ def test_x_request_start_from_an_untrusted_peer_is_ignored() -> None:
 def test_retry_after_is_the_backlog_over_recent_throughput() -> None:
     with serving(BlockingApp(), workers=4) as server:
         assert server.retry_after() == 5  # nothing measured yet: max_queue_wait
-        server.rate.sample(0, now=100.0)
-        server.rate.sample(2, now=101.0)  # 2 requests a second
+        server.sampler.rate.sample(0, now=100.0)
+        server.sampler.rate.sample(2, now=101.0)  # 2 requests a second
         assert server.retry_after() == 2  # (0 queued + 4 workers) / 2 per second
-        server.rate.sample(1002, now=102.0)
+        server.sampler.rate.sample(1002, now=102.0)
         assert server.retry_after() == 1  # never below one second
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_left
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from .. import CANCEL_KEY, DEADLINE_KEY
 from ..http import Request, error_response
-from ..pool import CancelToken
+from ..pool import DEFAULT_BUCKETS
 from ..wsgi import ClientGone, ResponseStarted, build_environ, run_call
-from ._stats import Timing
 from ._watchdog import InFlight
 
 if TYPE_CHECKING:
@@ -22,32 +22,41 @@ log = logging.getLogger("poolserver")
 
 def serve_request(conn: Connection, request: Request, waited: float) -> bool:
     """Answer `request`, which waited `waited` seconds for a worker. True if the connection
-    goes on with this worker (keep-alive, everything sent)."""
+    goes on with this worker (keep-alive, everything sent).
+
+    The hot path of the server: written with few calls on purpose.
+    """
     server = conn.server
+    config = server.config
     conn.sent_continue = False
     conn.response_started = False
     conn.requests += 1
     started = monotonic()
-    if server.trusts(conn):
-        waited = max(waited, upstream_wait(request, server.config.request_start_header))
-    if waited > server.config.max_queue_wait:
+    if server.checks_upstream and server.trusts(conn):
+        waited = max(waited, upstream_wait(request))
+    if waited > config.max_queue_wait:
         server.refuse_late(conn, request, waited)
         return False
-    environ = _environ(conn, request)
-    keep_alive = request.keep_alive and not server.draining and not conn.parser.ended
-    number = server.next_request_number()
-    if server.debug:
-        log.debug("Worker %s, processing request %d", _worker_number(), number)
-    token = environ[CANCEL_KEY]
-    inflight = server.inflight
-    inflight[conn] = InFlight(
+    deadline = conn.ready_at + config.request_timeout
+    if config.client_timeout_header:
+        deadline = min(deadline, client_deadline(request, conn.ready_at))
+    environ = build_environ(request, server.base_environ, conn.remote_addr, conn.remote_port)
+    number = next(server.request_numbers)
+    record = InFlight(
         conn,
+        deadline,
         number=number,
         method=request.method,
         path=environ["PATH_INFO"],
         started=started,
-        token=token,
     )
+    environ[DEADLINE_KEY] = deadline
+    environ[CANCEL_KEY] = record
+    keep_alive = request.keep_alive and not server.draining and not conn.parser.ended
+    if server.debug:
+        log.debug("Worker %s, processing request %d", _worker_number(), number)
+    inflight = server.inflight
+    inflight[conn] = record
     try:
         status, sent, keep_alive = _call(conn, request, environ, keep_alive)
     finally:
@@ -55,28 +64,27 @@ def serve_request(conn: Connection, request: Request, waited: float) -> bool:
             del inflight[conn]
         if request.body is not None:
             request.body.close()
-    _book(conn, status, waited, started)
-    if server.access_log:
-        server.log_access(conn, request, status, sent)
+    # The books, inline: this thread's shard, no lock.
+    shard = server.stats.shard()
+    if status:
+        shard.by_class[status // 100] += 1
+    service = monotonic() - started
+    total = waited + service
+    shard.counts_queue_wait[bisect_left(DEFAULT_BUCKETS, waited)] += 1
+    shard.counts_service[bisect_left(DEFAULT_BUCKETS, service)] += 1
+    shard.counts_total[bisect_left(DEFAULT_BUCKETS, total)] += 1
+    shard.sum_queue_wait += waited
+    shard.sum_service += service
+    shard.sum_total += total
+    shard.recent.append((started, started + service, number))
+    if server.access_log is not None:
+        server.access_log.record(conn, request, status, sent, (waited, service))
     if conn.hijacked:
         return False  # the watchdog owns the connection now
     if status == 0:
         conn.close()  # the client is gone, or the response broke off
         return False
     return conn.hand_off_output(keep_alive)
-
-
-def _environ(conn: Connection, request: Request) -> dict[str, Any]:
-    """The request's environ, with its deadline and cancel token."""
-    server = conn.server
-    config = server.config
-    deadline = conn.ready_at + config.request_timeout
-    if config.client_timeout_header:
-        deadline = min(deadline, client_deadline(request, conn.ready_at))
-    environ = build_environ(request, server.base_environ, conn.remote_addr, conn.remote_port)
-    environ[DEADLINE_KEY] = deadline
-    environ[CANCEL_KEY] = CancelToken(deadline)
-    return environ
 
 
 def _call(
@@ -112,30 +120,18 @@ def _call(
     return status, call.sent, not call.close
 
 
-def _book(conn: Connection, status: int, waited: float, started: float) -> None:
-    shard = conn.server.stats.shard()
-    if status:
-        shard.by_class[status // 100] += 1
-    service = monotonic() - started
-    shard.observe(Timing.QUEUE_WAIT, waited)
-    shard.observe(Timing.SERVICE, service)
-    shard.observe(Timing.TOTAL, waited + service)
-
-
 def _worker_number() -> str:
     import threading  # noqa: PLC0415 - the debug path only
 
     return threading.current_thread().name.rsplit("-", 1)[-1]
 
 
-def upstream_wait(request: Request, enabled: bool) -> float:
+def upstream_wait(request: Request) -> float:
     """Seconds since a trusted proxy stamped `X-Request-Start`, or 0.0.
 
     Accepts nginx's `t=<seconds>.<milliseconds>` and plain seconds, milliseconds or
     microseconds since the epoch (told apart by magnitude).
     """
-    if not enabled:
-        return 0.0
     for name, value in request.headers:
         if len(name) == 15 and name.lower() == b"x-request-start":
             return _age_of_stamp(value)

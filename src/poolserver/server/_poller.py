@@ -63,6 +63,11 @@ class Poller:
         """Start the poller thread."""
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """True while the poller thread runs."""
+        return self._thread.is_alive()
+
     # ----------------------------------------------------------------- parking (any thread)
 
     def park(self, conn: Connection, mode: int, deadline: float) -> None:
@@ -123,7 +128,7 @@ class Poller:
                 self._dispatch(conn, event)
             now = monotonic()
             self._expire(now)
-            self._server.sample_rate(now)
+            self._server.sampler.tick(now)
             if self._close_idle_requested:
                 self._close_idle()
         self._close_all()
@@ -203,6 +208,14 @@ class Poller:
             conn.close()  # a silent new connection, a stalled reader, or a finished linger
 
     # ----------------------------------------------------------------- shutdown
+
+    def idle_count(self) -> int:
+        """Connections parked between requests now (any thread; a snapshot)."""
+        return sum(
+            1
+            for conn in list(self._parked.values())
+            if conn.park_mode == READ and not conn.parser.in_progress and conn.requests
+        )
 
     def close_idle(self) -> None:
         """Close every parked connection that is between requests (done by the poller thread:

@@ -34,10 +34,13 @@ from ..config import Config, trusted_networks
 from ..http import DateHeader, Limits, Request, error_response
 from ..pool import DeadlineExceeded, DrainReport, JobCancelled, PoolClosed, PoolError, WorkerPool
 from ..wsgi import WSGIApp, base_environ
+from ._access_log import AccessLog
+from ._admin import AdminServer
 from ._connection import Connection
 from ._listen import bind
 from ._poller import Poller
-from ._stats import RateMeter, Refusal, Stats, Totals
+from ._sampler import Sampler
+from ._stats import Refusal, Stats, Totals
 from ._watchdog import InFlight, Watchdog
 
 log = logging.getLogger("poolserver")
@@ -101,17 +104,22 @@ class Server:
         self.poller = Poller(self, max_sleep=min(1.0, shortest / 4))
         self.watchdog = Watchdog(self)
         self.stats = Stats()
-        self.rate = RateMeter()
+        self.sampler = Sampler(self)
+        self.started_at = monotonic()
         self.inflight: dict[Connection, InFlight] = {}
         self.draining = False
         self.debug = log.isEnabledFor(logging.DEBUG)
-        self.access_log = config.access_log
+        self.access_log = (
+            AccessLog(config.access_log_format, config.access_log_file)
+            if config.access_log
+            else None
+        )
+        self.admin: AdminServer | None = None
         self.base_environ: dict[str, Any] = {}
         self._trusted = trusted_networks(config)
-        self._trust_needed = config.request_start_header
+        self.checks_upstream = config.request_start_header  # X-Request-Start is looked at
+        self.request_numbers = itertools.count(1)  # the seed's Job Id, one per request
         self._admission_wait = config.queue_timeout if config.overload_policy == "wait" else 0.0
-        self._request_numbers = itertools.count(1)
-        self._next_sample = 0.0
         self._connections: dict[int, Connection] = {}
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
@@ -132,6 +140,12 @@ class Server:
         host, port = self._listener.getsockname()[:2]
         self._address = (host, port)
         self.base_environ = base_environ(host, port)
+        if self.access_log is not None:
+            self.access_log.start()
+        if config.admin_port is not None:
+            self.admin = AdminServer(self, config.admin_host, config.admin_port)
+            self.admin.start()
+            log.info("admin listener on http://%s:%d", *self.admin.address)
         self.poller.start()
         self.watchdog.start()
         self._acceptor = threading.Thread(
@@ -211,6 +225,8 @@ class Server:
         self._closed = True
         self.draining = True
         self._stop_acceptor()
+        if self.admin is not None:
+            self.admin.stop()
         self.watchdog.stop()
         self.poller.stop()
         for conn in list(self._connections.values()):
@@ -222,6 +238,8 @@ class Server:
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        if self.access_log is not None:
+            self.access_log.stop()
 
     def _stop_acceptor(self, *, take_backlog: bool = False) -> None:
         if self._stop_accepting.is_set():
@@ -353,22 +371,14 @@ class Server:
 
     def retry_after(self) -> int:
         """Seconds a refused client should wait: the backlog over recent throughput, >= 1."""
-        rate = self.rate.rate
+        rate = self.sampler.rate.rate
         backlog = self.pool.pending + self.config.workers
         if rate <= 0:
             return max(1, math.ceil(self.config.max_queue_wait))
         return min(300, max(1, math.ceil(backlog / rate)))
 
-    def sample_rate(self, now: float) -> None:
-        """Called by the poller about once a second: feed the throughput meter."""
-        if now >= self._next_sample:
-            self._next_sample = now + 1.0
-            self.rate.sample(self.pool.statistics().completed, now)
-
     def trusts(self, conn: Connection) -> bool:
-        """Whether proxy headers from this connection's peer are believed (and needed)."""
-        if not self._trust_needed:
-            return False
+        """Whether proxy headers from this connection's peer are believed."""
         if self._trusted is None:
             return True
         try:
@@ -376,10 +386,6 @@ class Server:
         except ValueError:
             return False
         return any(address in network for network in self._trusted)
-
-    def next_request_number(self) -> int:
-        """A number for each request, as the seed's Job Id."""
-        return next(self._request_numbers)
 
     def forget(self, conn: Connection) -> None:
         """A connection closed: unregister it; wake the acceptor or a drain if they wait."""
@@ -396,18 +402,16 @@ class Server:
         """Open connections now."""
         return len(self._connections)
 
-    def log_access(self, conn: Connection, request: Request, status: int, sent: int) -> None:
-        """One line per request, in the common log format."""
-        access_log.info(
-            '%s - - [%s] "%s %s HTTP/%s" %s %s',
-            conn.remote_addr,
-            time.strftime("%d/%b/%Y:%H:%M:%S %z"),
-            request.method,
-            request.target.decode("latin-1"),
-            request.version,
-            status or "-",
-            sent or "-",
+    def threads_alive(self) -> dict[str, bool]:
+        """The server's own threads, and whether each is alive (for /livez)."""
+        acceptor = self._acceptor is not None and (
+            self._acceptor.is_alive() or self._stop_accepting.is_set()
         )
+        return {
+            "acceptor": acceptor,
+            "poller": self.poller.alive,
+            "watchdog": self.watchdog.alive,
+        }
 
     # ----------------------------------------------------------------- running as a program
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import threading
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,24 +36,38 @@ class Timing(Enum):
 
 
 _TIMINGS = tuple(Timing)
+RECENT_SPANS = 256
 _REFUSALS = tuple(Refusal)
 
 
 class Shard:
-    """One thread's counters. Written only by its thread."""
+    """One thread's counters. Written only by its thread.
+
+    The timings are plain attributes, not a dict by `Timing`, so that the worker's hot path
+    books a request without a lookup: `counts_<x>[bisect_left(DEFAULT_BUCKETS, s)] += 1`.
+    """
 
     __slots__ = (
         "bad_requests",
         "by_class",
-        "counts",
+        "counts_queue_wait",
+        "counts_service",
+        "counts_total",
+        "name",
+        "recent",
         "refusals",
         "slow",
         "stuck",
-        "sums",
+        "sum_queue_wait",
+        "sum_service",
+        "sum_total",
         "timeouts",
     )
 
     def __init__(self) -> None:
+        self.name = threading.current_thread().name
+        # The last requests this thread ran, (start, end, number), for the status timeline.
+        self.recent: deque[tuple[float, float, int]] = deque(maxlen=RECENT_SPANS)
         self.by_class = [0] * 6  # index = status // 100 (1xx..5xx)
         self.refusals = dict.fromkeys(_REFUSALS, 0)
         self.bad_requests: dict[int, int] = {}
@@ -62,13 +75,20 @@ class Shard:
         self.slow = 0
         self.stuck = 0
         buckets = len(DEFAULT_BUCKETS) + 1
-        self.counts = {timing: [0] * buckets for timing in _TIMINGS}
-        self.sums = dict.fromkeys(_TIMINGS, 0.0)
+        self.counts_queue_wait = [0] * buckets
+        self.counts_service = [0] * buckets
+        self.counts_total = [0] * buckets
+        self.sum_queue_wait = self.sum_service = self.sum_total = 0.0
 
-    def observe(self, timing: Timing, seconds: float) -> None:
-        """Count one duration in its bucket."""
-        self.counts[timing][bisect_left(DEFAULT_BUCKETS, seconds)] += 1
-        self.sums[timing] += seconds
+    def counts(self, timing: Timing) -> list[int]:
+        """The bucket counts of one timing."""
+        counts: list[int] = getattr(self, "counts_" + timing.value)
+        return counts
+
+    def sum(self, timing: Timing) -> float:
+        """The sum of one timing's observations."""
+        total: float = getattr(self, "sum_" + timing.value)
+        return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +132,10 @@ class Stats:
             shards = list(self._shards)
         return iter(shards)
 
+    def recent_spans(self) -> list[tuple[str, list[tuple[float, float, int]]]]:
+        """Each thread's name and its last requests, (start, end, number)."""
+        return [(shard.name, list(shard.recent)) for shard in self._all()]
+
     def totals(self) -> Totals:
         """Every shard added up."""
         responses = dict.fromkeys(range(1, 6), 0)
@@ -131,9 +155,9 @@ class Stats:
             slow += shard.slow
             stuck += shard.stuck
             for timing in _TIMINGS:
-                mine = shard.counts[timing]
+                mine = shard.counts(timing)
                 counts[timing] = [a + b for a, b in zip(counts[timing], mine, strict=True)]
-                sums[timing] += shard.sums[timing]
+                sums[timing] += shard.sum(timing)
         timings = {t: _distribution(counts[t], sums[t]) for t in _TIMINGS}
         return Totals(responses, refusals, bad, timeouts, slow, stuck, timings)
 

@@ -27,12 +27,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("poolserver")
 
 
-class InFlight:
-    """A request being run by a worker."""
+class InFlight(CancelToken):
+    """A request being run by a worker: its cancel token, which also records it for the
+    watchdog and for introspection (one object per request, not two)."""
 
     __slots__ = (
         "conn",
-        "deadline",
         "method",
         "number",
         "path",
@@ -40,26 +40,24 @@ class InFlight:
         "started",
         "thread",
         "timed_out",
-        "token",
     )
 
     def __init__(
         self,
         conn: Connection,
+        deadline: float,
         *,
         number: int,
         method: str,
         path: str,
         started: float,
-        token: CancelToken,
     ) -> None:
+        CancelToken.__init__(self, deadline)
         self.conn = conn
         self.number = number
         self.method = method
         self.path = path
         self.started = started
-        self.token = token
-        self.deadline = token.deadline if token.deadline is not None else float("inf")
         self.thread = threading.current_thread()
         self.slow_logged = False
         self.timed_out = False
@@ -85,6 +83,11 @@ class Watchdog:
         """Start checking."""
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """True while the watchdog thread runs."""
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         """Stop checking."""
         self._stop.set()
@@ -105,7 +108,7 @@ class Watchdog:
             if not record.slow_logged and now - record.started >= config.slow_request_timeout:
                 record.slow_logged = True
                 self._log_slow(record, now)
-            if not record.timed_out and now >= record.deadline:
+            if not record.timed_out and record.deadline is not None and now >= record.deadline:
                 record.timed_out = True
                 self._time_out(record)
 
@@ -124,7 +127,7 @@ class Watchdog:
 
     def _time_out(self, record: InFlight) -> None:
         server = self._server
-        record.token.cancel()
+        record.cancel()
         outcome = record.conn.hijack(record, error_response(504, server.date))
         if outcome == "finished":
             return

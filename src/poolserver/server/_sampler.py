@@ -1,0 +1,72 @@
+"""What the server looked like over the last seconds and minutes, sampled once a second.
+
+The poller calls `tick` on each pass; a sample is taken at most once a second. From the
+samples come the recent throughput (for Retry-After), the p95 queue wait of the last ten
+seconds (for readiness), and five minutes of pool occupancy (for the status page).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from time import monotonic
+from typing import TYPE_CHECKING
+
+from ..pool import Distribution
+from ._stats import RateMeter, Timing
+
+if TYPE_CHECKING:
+    from ._server import Server
+
+HISTORY_SECONDS = 300
+WAIT_WINDOW = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One second of the pool: wall time, running and waiting jobs, completions per second."""
+
+    time: float
+    running: int
+    waiting: int
+    rate: float
+
+
+class Sampler:
+    """Takes a sample a second; answers questions about the recent past."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self.rate = RateMeter()
+        self.history: deque[Sample] = deque(maxlen=HISTORY_SECONDS)
+        self._waits: deque[tuple[float, tuple[tuple[float, int], ...], float]] = deque()
+        self._next = 0.0
+
+    def tick(self, now: float | None = None) -> None:
+        """Take a sample if a second has passed since the last one (poller thread)."""
+        now = monotonic() if now is None else now
+        if now < self._next:
+            return
+        self._next = now + 1.0
+        pool = self._server.pool.statistics()
+        self.rate.sample(pool.completed, now)
+        waits = self._server.stats.totals().timings[Timing.QUEUE_WAIT]
+        self._waits.append((now, waits.buckets, waits.sum))
+        while len(self._waits) > 2 and now - self._waits[0][0] > WAIT_WINDOW:
+            self._waits.popleft()
+        self.history.append(
+            Sample(time.time(), pool.running, pool.queued + pool.waiting, self.rate.rate)
+        )
+
+    def recent_queue_wait(self) -> Distribution:
+        """The queue waits of the last ten seconds (between the oldest and newest sample)."""
+        waits = list(self._waits)
+        if len(waits) < 2:
+            return Distribution(count=0, sum=0.0, buckets=())
+        _, old, old_sum = waits[0]
+        _, new, new_sum = waits[-1]
+        buckets = tuple(
+            (bound, count - before) for (bound, count), (_, before) in zip(new, old, strict=True)
+        )
+        return Distribution(count=buckets[-1][1], sum=new_sum - old_sum, buckets=buckets)
