@@ -24,7 +24,6 @@ Every piece of shared state lives under one lock, `_lock`; nothing relies on the
 from __future__ import annotations
 
 import contextlib
-import heapq
 import itertools
 import logging
 import math
@@ -241,8 +240,6 @@ class WorkerPool(Executor):
         self._run_time = Histogram()
         self._wait_sum = self._run_sum = 0.0
 
-        self._heap: list[tuple[float, int, _Entry, int]] = []
-        self._heap_order = itertools.count()
         self._timer: threading.Thread | None = None
         self._timer_due = math.inf
 
@@ -329,7 +326,7 @@ class WorkerPool(Executor):
                 if deadline is not None and deadline < entry.admit_by:
                     entry.admit_by = deadline  # no use admitting it after its deadline
                 self._line.append(entry)
-                self._schedule_locked(entry.admit_by, entry, _LINE)
+                self._watch_locked(entry.admit_by)
                 return
             self._rejected += 1
         finally:
@@ -372,7 +369,7 @@ class WorkerPool(Executor):
             entry.where = _QUEUED
             self._queue.append(entry)
             if entry.deadline is not None:
-                self._schedule_locked(entry.deadline, entry, _QUEUED)
+                self._watch_locked(entry.deadline)
 
     def _room_freed_locked(self) -> None:
         """Give freed room to the admission line first, then to one blocked submitter."""
@@ -548,14 +545,14 @@ class WorkerPool(Executor):
 
     # ----------------------------------------------------------------- deadlines
 
-    def _schedule_locked(self, when: float, entry: _Entry, where: int) -> None:
-        heap = self._heap
-        heapq.heappush(heap, (when, next(self._heap_order), entry, where))
-        if len(heap) > 64 + 4 * (len(self._queue) + len(self._line)):
-            # Entries that left the queue stay in the heap until due; compact now and then so
-            # the heap stays proportional to what the pool holds.
-            self._heap = [item for item in heap if item[2].where == item[3]]
-            heapq.heapify(self._heap)
+    def _watch_locked(self, when: float) -> None:
+        """Make sure the timer looks again by `when` (an entry waiting until then was placed).
+
+        `_timer_due` is never later than any due time of a queued or waiting entry; it may be
+        earlier (the entry left the queue meanwhile), which only costs the timer a look. In
+        the usual case entries arrive with later due times than those before them, so this
+        is one comparison and no wake-up.
+        """
         if when < self._timer_due:
             self._timer_due = when
             if self._timer is None:
@@ -569,12 +566,16 @@ class WorkerPool(Executor):
     def _run_timer(self) -> None:
         while True:
             with self._lock:
-                due = self._take_due_locked(monotonic())
+                due = self._sweep_locked(monotonic())
                 if not due:
                     if self._state == _CLOSED:
                         self._timer = None
                         return
-                    self._sleep_timer_locked()
+                    if math.isinf(self._timer_due):
+                        self._timer_cv.wait()
+                    else:
+                        pause = max(self._timer_due - monotonic(), _TIMER_RESOLUTION)
+                        self._timer_cv.wait(pause)
                     continue
             for entry, reason in due:
                 if not entry.discard(reason):
@@ -582,32 +583,35 @@ class WorkerPool(Executor):
                         self._expired -= 1
                         self._cancelled += 1
 
-    def _sleep_timer_locked(self) -> None:
-        self._timer_due = self._heap[0][0] if self._heap else math.inf
-        if math.isinf(self._timer_due):
-            self._timer_cv.wait()
-        else:
-            pause = max(self._timer_due - monotonic(), _TIMER_RESOLUTION)
-            self._timer_cv.wait(pause)
+    def _sweep_locked(self, now: float) -> list[tuple[_Entry, PoolError]]:
+        """Take out what is due; set `_timer_due` to the next due time.
 
-    def _take_due_locked(self, now: float) -> list[tuple[_Entry, PoolError]]:
+        The admission line is looked at from its head, in order: its waits run out in line
+        order (they are equal in the usual case, so in time order too). The queue, bounded by
+        `queue_size`, is looked at whole, so deadlines may come in any order.
+        """
         due: list[tuple[_Entry, PoolError]] = []
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            when, _, entry, where = heapq.heappop(heap)
-            if entry.where != where:
-                continue
-            if where == _LINE:
-                self._line.remove(entry)
-                self._rejected += 1
-                due.append((entry, QueueFull("no room in the pool within the wait allowed")))
-            elif entry.deadline == when:
-                self._queue.remove(entry)
-                self._expired += 1
-                due.append((entry, DeadlineExceeded("the job's deadline passed in the queue")))
-            else:
-                continue
+        line = self._line
+        while line and line[0].admit_by <= now:
+            entry = line.popleft()
             entry.where = _GONE
+            self._rejected += 1
+            due.append((entry, QueueFull("no room in the pool within the wait allowed")))
+        next_due = line[0].admit_by if line else math.inf
+        queue = self._queue
+        if any(entry.deadline is not None and entry.deadline <= now for entry in queue):
+            kept = [e for e in queue if e.deadline is None or e.deadline > now]
+            for entry in queue:
+                if entry.deadline is not None and entry.deadline <= now:
+                    entry.where = _GONE
+                    self._expired += 1
+                    due.append((entry, DeadlineExceeded("the job's deadline passed in the queue")))
+            queue.clear()  # in place: the workers hold this deque
+            queue.extend(kept)
+        for entry in queue:
+            if entry.deadline is not None and entry.deadline < next_due:
+                next_due = entry.deadline
+        self._timer_due = next_due
         if due:
             self._room_freed_locked()
             self._notify_changed_locked()

@@ -171,7 +171,9 @@ def status(server: Server) -> dict[str, Any]:
             "idle": pool.idle,
             "stuck": pool.stuck,
             "capacity": pool.capacity,
-            "throughput": round(server.sampler.rate.rate, 1),
+            "throughput": (
+                round(server.sampler.rate.rate, 1) if server.sampler.rate.known else None
+            ),
         },
         "connections": {"open": open_, "idle": idle, "active": max(0, open_ - idle)},
         "totals": {
@@ -185,7 +187,12 @@ def status(server: Server) -> dict[str, Any]:
         "timings": {t.value: _summary(totals.timings[t]) for t in Timing},
         "recent_queue_wait_p95": server.sampler.recent_queue_wait().quantile(0.95),
         "history": [
-            {"time": s.time, "running": s.running, "waiting": s.waiting, "rate": round(s.rate, 1)}
+            {
+                "time": s.time,
+                "running": s.running,
+                "backlog": s.backlog,
+                "rate": None if s.rate is None else round(s.rate, 1),
+            }
             for s in list(server.sampler.history)
         ],
         "inflight": [
@@ -215,20 +222,30 @@ def _summary(dist: Distribution) -> dict[str, Any]:
 
 
 def _timeline(server: Server, now: float) -> dict[str, Any]:
-    """Per worker, what it ran in the last seconds: spans relative to now (seconds <= 0)."""
-    since = now - TIMELINE_SECONDS
-    workers: dict[str, list[dict[str, Any]]] = {}
-    for name, spans in server.stats.recent_spans():
+    """Per worker, what it ran in the last seconds: spans relative to now (seconds <= 0).
+
+    A row says `since` when it is known: before then the worker did not exist or its record
+    was not kept (busy workers keep their last RECENT_SPANS requests), so a gap there is
+    not idleness. Threads with nothing in the window (the watchdog, workers gone) have no row.
+    """
+    start = now - TIMELINE_SECONDS
+    rows: dict[str, dict[str, Any]] = {}
+    for name, since, spans in server.stats.recent_spans():
         kept = [
-            {"start": round(start - now, 3), "end": round(end - now, 3), "request": number}
-            for start, end, number in spans
-            if end >= since
+            {"start": round(s - now, 3), "end": round(e - now, 3), "request": number}
+            for s, e, number in spans
+            if e >= start
         ]
-        workers.setdefault(name, []).extend(kept)
+        if kept:
+            row = rows.setdefault(name, {"name": name, "since": None, "spans": []})
+            row["spans"].extend(kept)
+            if since > start:
+                row["since"] = round(since - now, 3)
     for record in list(server.inflight.values()):
-        workers.setdefault(record.worker, []).append(
+        row = rows.setdefault(record.worker, {"name": record.worker, "since": None, "spans": []})
+        row["spans"].append(
             {
-                "start": round(max(record.started, since) - now, 3),
+                "start": round(max(record.started, start) - now, 3),
                 "end": None,
                 "request": record.number,
                 "state": "stuck" if record.timed_out else "running",
@@ -236,10 +253,7 @@ def _timeline(server: Server, now: float) -> dict[str, Any]:
         )
     return {
         "window": TIMELINE_SECONDS,
-        "workers": [
-            {"name": name, "spans": spans}
-            for name, spans in sorted(workers.items(), key=lambda item: _worker_order(item[0]))
-        ],
+        "workers": [rows[name] for name in sorted(rows, key=_worker_order)],
     }
 
 

@@ -54,8 +54,9 @@ HIGH_WATER = 1024 * 1024
 # How long a half-closed connection is read and discarded before it is closed anyway.
 LINGER_TIMEOUT = 2.0
 # A connection that waited longer than this for a worker is checked for a departed client
-# before its request runs (one more recv); a shorter wait is not worth the system call.
-GONE_CHECK_AFTER = 0.005
+# before its request runs (one more recv). Clients give up after seconds, not milliseconds;
+# checking after every short wait would cost a system call per request under load.
+GONE_CHECK_AFTER = 0.05
 
 # Park modes: what the poller waits for.
 READ, WRITE, LINGER = 1, 2, 3

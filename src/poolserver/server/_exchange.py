@@ -42,14 +42,8 @@ def serve_request(conn: Connection, request: Request, waited: float) -> bool:
         deadline = min(deadline, client_deadline(request, conn.ready_at))
     environ = build_environ(request, server.base_environ, conn.remote_addr, conn.remote_port)
     number = next(server.request_numbers)
-    record = InFlight(
-        conn,
-        deadline,
-        number=number,
-        method=request.method,
-        path=environ["PATH_INFO"],
-        started=started,
-    )
+    shard = server.stats.shard()
+    record = InFlight(conn, deadline, number, request.method, environ["PATH_INFO"], started, shard)
     environ[DEADLINE_KEY] = deadline
     environ[CANCEL_KEY] = record
     keep_alive = request.keep_alive and not server.draining and not conn.parser.ended
@@ -65,7 +59,6 @@ def serve_request(conn: Connection, request: Request, waited: float) -> bool:
         if request.body is not None:
             request.body.close()
     # The books, inline: this thread's shard, no lock.
-    shard = server.stats.shard()
     if status:
         shard.by_class[status // 100] += 1
     service = monotonic() - started

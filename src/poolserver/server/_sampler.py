@@ -25,12 +25,13 @@ WAIT_WINDOW = 10.0
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One second of the pool: wall time, running and waiting jobs, completions per second."""
+    """One second of the pool: wall time, running jobs, jobs waiting (queued or in the
+    admission line), and completions per second (None until two samples give a rate)."""
 
     time: float
     running: int
-    waiting: int
-    rate: float
+    backlog: int
+    rate: float | None
 
 
 class Sampler:
@@ -55,9 +56,8 @@ class Sampler:
         self._waits.append((now, waits.buckets, waits.sum))
         while len(self._waits) > 2 and now - self._waits[0][0] > WAIT_WINDOW:
             self._waits.popleft()
-        self.history.append(
-            Sample(time.time(), pool.running, pool.queued + pool.waiting, self.rate.rate)
-        )
+        rate = self.rate.rate if self.rate.known else None
+        self.history.append(Sample(time.time(), pool.running, pool.queued + pool.waiting, rate))
 
     def recent_queue_wait(self) -> Distribution:
         """The queue waits of the last ten seconds (between the oldest and newest sample)."""

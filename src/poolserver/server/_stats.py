@@ -53,6 +53,7 @@ class Shard:
         "counts_queue_wait",
         "counts_service",
         "counts_total",
+        "created",
         "name",
         "recent",
         "refusals",
@@ -66,6 +67,7 @@ class Shard:
 
     def __init__(self) -> None:
         self.name = threading.current_thread().name
+        self.created = monotonic()
         # The last requests this thread ran, (start, end, number), for the status timeline.
         self.recent: deque[tuple[float, float, int]] = deque(maxlen=RECENT_SPANS)
         self.by_class = [0] * 6  # index = status // 100 (1xx..5xx)
@@ -132,9 +134,16 @@ class Stats:
             shards = list(self._shards)
         return iter(shards)
 
-    def recent_spans(self) -> list[tuple[str, list[tuple[float, float, int]]]]:
-        """Each thread's name and its last requests, (start, end, number)."""
-        return [(shard.name, list(shard.recent)) for shard in self._all()]
+    def recent_spans(self) -> list[tuple[str, float, list[tuple[float, float, int]]]]:
+        """Each thread's name, since when its spans are complete, and its last requests
+        (start, end, number). Spans are kept up to RECENT_SPANS: a busy thread's record
+        begins with its oldest kept span, not with the thread."""
+        out = []
+        for shard in self._all():
+            spans = list(shard.recent)
+            since = spans[0][0] if len(spans) == RECENT_SPANS else shard.created
+            out.append((shard.name, since, spans))
+        return out
 
     def totals(self) -> Totals:
         """Every shard added up."""
@@ -194,5 +203,10 @@ class RateMeter:
 
     @property
     def rate(self) -> float:
-        """Completions per second; 0.0 before two samples."""
+        """Completions per second; 0.0 before two samples (see `known`)."""
         return self._rate
+
+    @property
+    def known(self) -> bool:
+        """True once two samples give a rate."""
+        return len(self._samples) >= 2

@@ -14,6 +14,7 @@ import logging
 import sys
 import threading
 import traceback
+from threading import get_ident
 from time import monotonic
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from ..pool import CancelToken
 if TYPE_CHECKING:
     from ._connection import Connection
     from ._server import Server
+    from ._stats import Shard
 
 log = logging.getLogger("poolserver")
 
@@ -33,39 +35,43 @@ class InFlight(CancelToken):
 
     __slots__ = (
         "conn",
+        "ident",
         "method",
         "number",
         "path",
+        "shard",
         "slow_logged",
         "started",
-        "thread",
         "timed_out",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - positional on purpose: made once per request
         self,
         conn: Connection,
         deadline: float,
-        *,
         number: int,
         method: str,
         path: str,
         started: float,
+        shard: Shard,
     ) -> None:
-        CancelToken.__init__(self, deadline)
+        self.deadline = deadline
+        self._cancelled = False
+        self._event = None
         self.conn = conn
         self.number = number
         self.method = method
         self.path = path
         self.started = started
-        self.thread = threading.current_thread()
+        self.shard = shard  # the running thread's: it knows the thread's name
+        self.ident = get_ident()
         self.slow_logged = False
         self.timed_out = False
 
     @property
     def worker(self) -> str:
         """The name of the worker thread running it."""
-        return self.thread.name
+        return self.shard.name
 
 
 class Watchdog:
@@ -105,7 +111,11 @@ class Watchdog:
         """Log the slow, time out the late."""
         config = self._server.config
         for record in list(self._server.inflight.values()):
-            if not record.slow_logged and now - record.started >= config.slow_request_timeout:
+            if (
+                not record.slow_logged
+                and not record.timed_out
+                and now - record.started >= config.slow_request_timeout
+            ):
                 record.slow_logged = True
                 self._log_slow(record, now)
             if not record.timed_out and record.deadline is not None and now >= record.deadline:
@@ -114,7 +124,7 @@ class Watchdog:
 
     def _log_slow(self, record: InFlight, now: float) -> None:
         self._server.stats.shard().slow += 1
-        frame = sys._current_frames().get(record.thread.ident or -1)
+        frame = sys._current_frames().get(record.ident)
         stack = "".join(traceback.format_stack(frame)) if frame is not None else "(gone)\n"
         log.warning(
             "slow request: %s %s running for %.1f s in %s; its stack:\n%s",
