@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from time import time
 from types import TracebackType
 from typing import IO, Any, Final, Protocol
 from urllib.parse import unquote_to_bytes
 
 from . import __version__
 from .http import LAST_CHUNK, SERVER_HEADER, DateHeader, Request, chunk, status_line
+from .http._response import _STATUS_LINES
 
 __all__ = [
     "Call",
@@ -92,6 +94,8 @@ _FIELD_VALUE: Final = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*\Z")
 _HEADER_LINES: dict[tuple[str, str], bytes] = {}
 _HEADER_LINES_MAX = 4096
 _FRAMING: Final = _HOP_BY_HOP | {"content-length"}
+# Framing headers already validated (kept apart: their lines are built each time).
+_VALID_FRAMING: set[tuple[str, str]] = set()
 
 # Environ keys by raw header name, bounded. None marks names never passed on: a name with an
 # underscore would collide with a dash spelling after conversion (a known spoofing trick).
@@ -133,10 +137,20 @@ def base_environ(server_name: str, server_port: int, url_scheme: str = "http") -
 
 
 def build_environ(
-    request: Request, base: dict[str, Any], remote_addr: str, remote_port: int
+    request: Request,
+    base: dict[str, Any],
+    remote_addr: str | None = None,
+    remote_port: int | None = None,
 ) -> dict[str, Any]:
-    """The environ of one request: `base`'s keys plus the request's own."""
+    """The environ of one request: `base`'s keys plus the request's own.
+
+    The peer's address may come in `base` (a server keeps one base per connection) or as
+    `remote_addr` and `remote_port`.
+    """
     environ = base.copy()
+    if remote_addr is not None:
+        environ["REMOTE_ADDR"] = remote_addr
+        environ["REMOTE_PORT"] = str(remote_port)
     target = request.target
     path, _, query = target.partition(b"?")
     if not path.startswith(b"/"):
@@ -148,8 +162,6 @@ def build_environ(
     environ["QUERY_STRING"] = query.decode("latin-1")
     environ["RAW_URI"] = target.decode("latin-1")
     environ["SERVER_PROTOCOL"] = "HTTP/1.1" if request.version == "1.1" else "HTTP/1.0"
-    environ["REMOTE_ADDR"] = remote_addr
-    environ["REMOTE_PORT"] = str(remote_port)
     for name, value in request.headers:
         key = _ENVIRON_KEYS.get(name) or _environ_key(name)
         if key is None:
@@ -212,6 +224,7 @@ class Call:
     __slots__ = (
         "chunked",
         "close",
+        "code",
         "content_length",
         "date",
         "head",
@@ -241,6 +254,7 @@ class Call:
         self.keep_alive = keep_alive
         self.no_body = request.method == "HEAD"
         self.status: str | None = None
+        self.code = 500  # the status code sent (set with the head)
         self.headers: list[tuple[str, str]] = []
         self.head_sent = False
         self.content_length: int | None = None
@@ -260,8 +274,16 @@ class Call:
                 exc_info = None  # break the frame <-> traceback cycle
         elif self.status is not None:
             raise RuntimeError("start_response was already called without exc_info")
-        self.status = _check_status(status)
-        self.headers = _check_headers(headers)
+        # Statuses and headers seen before are valid: one set or dict lookup each, no call.
+        self.status = status if status in _VALID_STATUSES else _check_status(status)
+        if type(headers) is list:
+            for item in headers:
+                if item not in _HEADER_LINES and item not in _VALID_FRAMING:
+                    _check_headers(headers)
+                    break
+        else:
+            _check_headers(headers)
+        self.headers = headers
         return self.write
 
     def write(self, data: bytes) -> None:
@@ -272,13 +294,31 @@ class Call:
             self.send_head(None)
         self.send_body(data)
 
-    def send_head(self, known_length: int | None) -> None:
+    def send_head(self, known_length: int | None) -> None:  # noqa: PLR0912 - once a response
         """Frame the response from its headers and prepare the head, sent with the body."""
         assert self.status is not None
-        code = self.status[:3]
-        bodiless_status = code[0] == "1" or code in ("204", "304")
-        lines = [status_line(self.status), SERVER_HEADER, self.date.line()]
-        content_length = self._header_lines(lines)
+        code = self.code = _STATUS_CODES.get(self.status) or _status_code(self.status)
+        bodiless_status = code < 200 or code == 204 or code == 304  # noqa: PLR1714
+        date = self.date.cached
+        if date[0] != int(time()):
+            date = (0, self.date.line())
+        lines = [_STATUS_LINES.get(self.status) or status_line(self.status), SERVER_HEADER, date[1]]
+        # The application's header lines; framing headers are the server's own.
+        content_length = None
+        for item in self.headers:
+            line = _HEADER_LINES.get(item)
+            if line is not None:
+                lines.append(line)
+                continue
+            name, value = item
+            lower = name.lower()
+            if lower == "content-length":
+                content_length = int(value)
+            elif lower in _HOP_BY_HOP:
+                if lower == "connection" and "close" in value.lower():
+                    self.close = True
+            else:
+                lines.append(_header_line(item))
         if content_length is None and known_length is not None and not bodiless_status:
             content_length = known_length
         self.content_length = content_length
@@ -300,26 +340,6 @@ class Call:
         lines.append(b"\r\n")
         self.head_sent = True
         self.head = b"".join(lines)
-
-    def _header_lines(self, lines: list[bytes]) -> int | None:
-        """Append the application's header lines; framing headers are the server's own.
-        Returns the application's Content-Length, if it gave one."""
-        content_length = None
-        for item in self.headers:
-            line = _HEADER_LINES.get(item)
-            if line is not None:
-                lines.append(line)
-                continue
-            name, value = item
-            lower = name.lower()
-            if lower == "content-length":
-                content_length = int(value)
-            elif lower in _HOP_BY_HOP:
-                if lower == "connection" and "close" in value.lower():
-                    self.close = True
-            else:
-                lines.append(_header_line(item))
-        return content_length
 
     def send_body(self, data: bytes) -> None:
         """Send one piece of body, framed; the first piece goes out with the head."""
@@ -412,6 +432,11 @@ def _send_whole(parts: list[bytes] | tuple[bytes, ...], call: Call) -> None:
         total += len(part)
     call.send_head(total)
     body = parts[0] if len(parts) == 1 else b"".join(parts)
+    if call.content_length == total and not call.no_body and not call.chunked:
+        call.sent = total  # the usual case: head and body in one send, no more framing
+        head, call.head = call.head, b""
+        call.send(head + body if body else head)
+        return
     call.send_body(body)
     call.finish()
 
@@ -457,6 +482,14 @@ def _first_then_rest(result: Iterable[bytes], call: Call) -> Iterable[bytes]:
 
 
 _VALID_STATUSES: set[str] = set()  # bounded like the header cache
+_STATUS_CODES: dict[str, int] = {}  # status line -> its code, bounded likewise
+
+
+def _status_code(status: str) -> int:
+    code = int(status[:3])
+    if len(_STATUS_CODES) < _HEADER_LINES_MAX:
+        _STATUS_CODES[status] = code
+    return code
 
 
 def _check_status(status: str) -> str:
@@ -488,10 +521,14 @@ def _check_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
             raise ValueError(f"invalid header name {name!r}")
         if not _FIELD_VALUE.match(value):
             raise ValueError(f"invalid character in the value of header {name!r}")
-        if name.lower() == "content-length" and not (value.isascii() and value.isdigit()):
+        lower = name.lower()
+        if lower == "content-length" and not (value.isascii() and value.isdigit()):
             raise ValueError(f"invalid Content-Length {value!r}")
-        if name.lower() not in _FRAMING and len(_HEADER_LINES) < _HEADER_LINES_MAX:
-            _HEADER_LINES[item] = _header_line(item)
+        if lower not in _FRAMING:
+            if len(_HEADER_LINES) < _HEADER_LINES_MAX:
+                _HEADER_LINES[item] = _header_line(item)
+        elif len(_VALID_FRAMING) < _HEADER_LINES_MAX:
+            _VALID_FRAMING.add(item)
     return headers
 
 

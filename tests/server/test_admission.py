@@ -106,8 +106,8 @@ def test_a_client_that_leaves_while_queued_is_dropped_before_the_app_runs() -> N
         gone = socket.create_connection(server.address, timeout=5)
         gone.sendall(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n")
         gone.close()  # leaves while its request waits for the busy worker
-        # The busy request does 100 ms of work, so the departed one waits that long.
-        threading.Timer(0.1, app.release.set).start()
+        # The busy request does 200 ms of work, so the departed one waits that long.
+        threading.Timer(0.2, app.release.set).start()
         holder.join(10)
         results: list[Any] = []
         get(server.address, "/fast", results).join(10)

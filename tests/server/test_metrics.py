@@ -129,19 +129,23 @@ def test_queue_wait_and_service_time_land_in_their_own_buckets() -> None:
     assert value(samples, "poolserver_queue_wait_seconds_sum") > 0.02
 
 
-def test_refusals_and_timeouts_are_counted_by_reason() -> None:
+def test_refusals_are_counted_by_reason() -> None:
     app = BlockingApp()
-    with serving(
-        app, admin_port=0, workers=1, queue_size=0, overload_policy="reject", header_timeout=0.2
-    ) as server:
+    with serving(app, admin_port=0, workers=1, queue_size=0, overload_policy="reject") as server:
         holder = get(server.address)
         assert app.entered.wait(5)
         assert request(server, "/") == 503
         app.release.set()
         holder.join(10)
-        assert raw(server, b"GET / HTTP/1.1\r\nHost: x\r\n").startswith(b"HTTP/1.1 408")
         samples = scrape(server)
     assert value(samples, "poolserver_refusals_total", reason="queue_full") == 1
+    assert value(samples, "poolserver_refusals_total", reason="queue_age") == 0
+
+
+def test_requests_that_do_not_arrive_in_time_are_counted() -> None:
+    with serving(WorkApp(), admin_port=0, header_timeout=0.2) as server:
+        assert raw(server, b"GET / HTTP/1.1\r\nHost: x\r\n").startswith(b"HTTP/1.1 408")
+        samples = scrape(server)
     assert value(samples, "poolserver_timeouts_total") == 1
 
 

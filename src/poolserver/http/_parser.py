@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import httptools
 
@@ -224,6 +224,9 @@ class RequestParser:
                 request.body.close()
         self.complete.clear()
         self.awaiting_body = None
+        # llhttp's parser holds this object and this object holds it: without breaking the
+        # cycle, every connection would wait for the cyclic garbage collector to be freed.
+        self._parser = _CLOSED_PARSER
 
     def _fail(self, error: ProtocolError) -> None:
         self._error = error
@@ -318,29 +321,24 @@ class RequestParser:
         self.complete.append(request)
 
 
-def _check_head(request: Request, limits: Limits) -> None:
-    """What llhttp accepts but a server must not; fills in the framing fields."""
+class _ClosedParser:
+    """What a closed RequestParser feeds: nothing may be parsed after close()."""
+
+    def feed_data(self, data: bytes) -> None:
+        raise ProtocolError(400, "the connection is closed")
+
+
+_CLOSED_PARSER: Any = _ClosedParser()
+
+
+def _check_head(request: Request, limits: Limits) -> None:  # noqa: PLR0912 - one pass, once a request
+    """What llhttp accepts but a server must not; fills in the framing fields.
+
+    Header names are compared by length first: most are then skipped without lowering them.
+    """
     version = request.version
     if version != "1.1" and version != "1.0":  # noqa: PLR1714 - two string compares are faster
         raise ProtocolError(505, f"HTTP/{version} is not supported")
-    transfer_encoding = _scan_headers(request)
-    if request.host is None and version == "1.1":
-        raise ProtocolError(400, "missing Host header")
-    if transfer_encoding is not None:
-        if version == "1.0":
-            raise ProtocolError(400, "Transfer-Encoding in an HTTP/1.0 request")
-        if transfer_encoding.strip().lower() != b"chunked":
-            raise ProtocolError(501, "unsupported transfer coding")
-        request.chunked = True
-    if request.content_length is not None and request.content_length > limits.max_body_size:
-        raise ProtocolError(413, "request body too large")
-
-
-def _scan_headers(request: Request) -> bytes | None:
-    """Fill in Host, Content-Length, Expect and Upgrade; return Transfer-Encoding's value.
-
-    Names are compared by length first: most headers are then skipped without lowering them.
-    """
     transfer_encoding = None
     for name, value in request.headers:
         size = len(name)
@@ -356,10 +354,19 @@ def _scan_headers(request: Request) -> bytes | None:
         elif size == 6 and name.lower() == b"expect":
             if value.strip().lower() != b"100-continue":
                 raise ProtocolError(417, "unsupported expectation")
-            request.expect_continue = request.version == "1.1"
+            request.expect_continue = version == "1.1"
         elif size == 7 and name.lower() == b"upgrade":
             request.upgrade = True
-    return transfer_encoding
+    if request.host is None and version == "1.1":
+        raise ProtocolError(400, "missing Host header")
+    if transfer_encoding is not None:
+        if version == "1.0":
+            raise ProtocolError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        if transfer_encoding.strip().lower() != b"chunked":
+            raise ProtocolError(501, "unsupported transfer coding")
+        request.chunked = True
+    if request.content_length is not None and request.content_length > limits.max_body_size:
+        raise ProtocolError(413, "request body too large")
 
 
 def _invalid_method(start: bytes) -> ProtocolError:

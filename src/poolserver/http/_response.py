@@ -36,18 +36,19 @@ class DateHeader:
     Read from many threads: the cached pair is replaced whole, never mutated.
     """
 
-    __slots__ = ("_cached",)
+    __slots__ = ("cached",)
 
     def __init__(self) -> None:
-        self._cached: tuple[int, bytes] = (0, b"")
+        # (second, line): a hot path may use the line directly if its second is now.
+        self.cached: tuple[int, bytes] = (0, b"")
 
     def line(self) -> bytes:
         """`Date: <IMF-fixdate>\\r\\n` for the current second."""
         now = int(time.time())
-        cached = self._cached
+        cached = self.cached
         if cached[0] != now:
             cached = (now, b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n")
-            self._cached = cached
+            self.cached = cached
         return cached[1]
 
 

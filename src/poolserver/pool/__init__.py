@@ -15,7 +15,7 @@ from ._errors import (
     QueueFull,
 )
 from ._future import PoolFuture
-from ._pool import ErrorHook, Job, WorkerPool, current_token
+from ._pool import ErrorHook, Job, Task, WorkerPool, current_token
 from ._stats import DEFAULT_BUCKETS, Distribution, DrainReport, PoolStatistics
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "PoolFuture",
     "PoolStatistics",
     "QueueFull",
+    "Task",
     "WorkerPool",
     "current_token",
 ]

@@ -151,7 +151,7 @@ class PoolFuture(Future[T]):
             raise
         self.set_result(result)
 
-    def discard(self, reason: PoolError) -> bool:
+    def pool_discard(self, reason: PoolError) -> bool:
         """Settle a job that will never run; False if the caller had cancelled it already."""
         self._call = None
         if isinstance(reason, JobCancelled):

@@ -54,7 +54,7 @@ from ._future import RUNNING as _RUNNING
 from ._future import NotStarted, PoolFuture
 from ._stats import DrainReport, Histogram, PoolStatistics
 
-__all__ = ["ErrorHook", "Job", "WorkerPool", "current_token"]
+__all__ = ["ErrorHook", "Job", "Task", "WorkerPool", "current_token"]
 
 log = logging.getLogger("poolserver.pool")
 
@@ -103,9 +103,51 @@ class _Entry(Protocol):
 
     def run(self) -> bool | None: ...
 
-    def discard(self, reason: PoolError) -> bool: ...
+    def pool_discard(self, reason: PoolError) -> bool: ...
 
     def report_failure(self, exc: BaseException) -> None: ...
+
+
+class Task:
+    """A job for `WorkerPool.post` that carries the pool's bookkeeping in its own slots.
+
+    Posting a plain `Job` costs the pool an object per post to hold that bookkeeping;
+    posting a Task costs nothing more than the post. A Task is in one pool at most once at a
+    time: post it again only after it ran (or returned True to be requeued, which the pool
+    does itself) or was discarded. Subclasses implement `run` and `discard` as `Job` says.
+    """
+
+    __slots__ = ("admit_by", "deadline", "enqueued", "where")
+
+    admit_by: float
+    deadline: float | None
+    enqueued: float
+    where: int
+
+    @property
+    def job(self) -> object:
+        """The job, as the pool's `on_error` hook receives it: the task itself."""
+        return self
+
+    def run(self) -> bool | None:
+        """Do the work in a worker thread (see `Job.run`)."""
+        raise NotImplementedError
+
+    def discard(self, reason: PoolError) -> None:
+        """Called instead of `run` when the task will never run (see `Job.discard`)."""
+        raise NotImplementedError
+
+    def pool_discard(self, reason: PoolError) -> bool:
+        """The pool's side of `discard`: an error in it is logged, never raised."""
+        try:
+            self.discard(reason)
+        except Exception:
+            log.exception("discarding job %r failed", self)
+        return True
+
+    def report_failure(self, exc: BaseException) -> None:
+        """Log a failure of `run` that no `on_error` hook took."""
+        log.error("job %r failed", self, exc_info=(type(exc), exc, exc.__traceback__))
 
 
 class _Posted:
@@ -123,7 +165,7 @@ class _Posted:
     def run(self) -> bool | None:
         return self.job.run()
 
-    def discard(self, reason: PoolError) -> bool:
+    def pool_discard(self, reason: PoolError) -> bool:
         try:
             self.job.discard(reason)
         except Exception:
@@ -299,7 +341,7 @@ class WorkerPool(Executor):
         """As `submit`, but raise `QueueFull` at once instead of waiting for room."""
         return self.submit(fn, *args, timeout=0.0, deadline=deadline, **kwargs)
 
-    def post(self, job: Job, *, wait: float = 0.0, deadline: float | None = None) -> None:
+    def post(self, job: Job | Task, *, wait: float = 0.0, deadline: float | None = None) -> None:
         """Hand `job` to the pool without ever blocking the caller (for I/O threads).
 
         If the pool is full, the job waits in the admission line, in order, for at most `wait`
@@ -309,7 +351,15 @@ class WorkerPool(Executor):
         Raises:
             PoolClosed: the pool is draining or closed.
         """
-        entry = _Posted(job, deadline)
+        entry: _Entry
+        if isinstance(job, Task):
+            entry = job  # its own bookkeeping: nothing to allocate
+            job.deadline = deadline
+            job.enqueued = monotonic()
+            job.admit_by = math.inf
+            job.where = _GONE
+        else:
+            entry = _Posted(job, deadline)
         lock = self._lock
         if not lock.acquire(False):
             _acquire_contended(lock)
@@ -331,7 +381,7 @@ class WorkerPool(Executor):
             self._rejected += 1
         finally:
             lock.release()
-        entry.discard(QueueFull("the pool is full"))
+        entry.pool_discard(QueueFull("the pool is full"))
 
     def _has_room_locked(self) -> bool:
         return self._running + len(self._queue) < self._capacity and not self._line
@@ -460,7 +510,7 @@ class WorkerPool(Executor):
         if entry.deadline is not None and started >= entry.deadline:
             # Still counted as running while discarded: the books balance throughout.
             reason = DeadlineExceeded("the job's deadline passed before it started")
-            return _EXPIRED if entry.discard(reason) else _CANCELLED
+            return _EXPIRED if entry.pool_discard(reason) else _CANCELLED
         try:
             again = entry.run()
         except NotStarted:
@@ -541,7 +591,7 @@ class WorkerPool(Executor):
 
     def _discard_all(self, entries: list[_Entry], reason: PoolError) -> None:
         for entry in entries:
-            entry.discard(reason)
+            entry.pool_discard(reason)
 
     # ----------------------------------------------------------------- deadlines
 
@@ -578,7 +628,7 @@ class WorkerPool(Executor):
                         self._timer_cv.wait(pause)
                     continue
             for entry, reason in due:
-                if not entry.discard(reason):
+                if not entry.pool_discard(reason):
                     with self._lock:
                         self._expired -= 1
                         self._cancelled += 1

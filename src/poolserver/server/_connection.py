@@ -24,6 +24,7 @@ reset, which can destroy the answer before the client reads it.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import logging
 import select
@@ -31,10 +32,10 @@ import socket
 import threading
 from collections import deque
 from time import monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..http import CONTINUE, ProtocolError, RequestParser, error_response
-from ..pool import PoolError
+from ..pool import PoolError, Task
 from ..wsgi import ClientGone
 from ._exchange import serve_request
 from ._stats import Refusal
@@ -62,16 +63,18 @@ GONE_CHECK_AFTER = 0.05
 READ, WRITE, LINGER = 1, 2, 3
 
 
-class Connection:
-    """One accepted socket and its HTTP/1.1 state."""
+class Connection(Task):
+    """One accepted socket and its HTTP/1.1 state; a `Task` of the worker pool."""
 
     __slots__ = (
         "after_write",
-        "deadline",
+        "environ",
         "fd",
         "hijacked",
+        "last_end",
         "out",
         "out_size",
+        "park_deadline",
         "park_mode",
         "park_seq",
         "parser",
@@ -89,7 +92,7 @@ class Connection:
         "sock",
     )
 
-    def __init__(self, sock: socket.socket, address: tuple[str, int], server: Server) -> None:
+    def __init__(self, sock: _socket.socket, address: tuple[str, int], server: Server) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.server = server
@@ -99,14 +102,15 @@ class Connection:
         self.out: deque[bytes | memoryview] = deque()
         self.out_size = 0
         self.after_write = READ  # what follows once `out` is sent: READ (keep-alive) or LINGER
-        self.request_started = self.ready_at = monotonic()
+        self.request_started = self.ready_at = self.last_end = monotonic()
+        self.environ: dict[str, Any] | None = None  # the keys all its requests share
         self.requests = 0  # requests answered on this connection
         self.sent_continue = False
         self.response_started = False
         self.hijacked = False
         self.pending_error: ProtocolError | None = None
         self.send_lock = threading.Lock()
-        self.deadline = 0.0
+        self.park_deadline = 0.0
         self.park_mode = 0
         self.park_seq = 0
         self.registered = False
@@ -116,35 +120,35 @@ class Connection:
     def run(self) -> bool | None:
         """Process what the socket holds; True asks the pool to requeue (others are waiting)."""
         try:
-            return self._serve()
+            started = monotonic()
+            waited = started - self.ready_at
+            if not self._receive(thorough=waited > GONE_CHECK_AFTER):
+                return None
+            complete = self.parser.complete
+            while complete:
+                if not serve_request(self, complete.popleft(), waited, started):
+                    return None
+                if complete:
+                    # The next pipelined request's clock starts now; it waits its turn if
+                    # others wait in the queue (fairness).
+                    waited = 0.0
+                    started = self.ready_at = self.last_end
+                    if self.server.pool.pending:
+                        return True
+            if self.pending_error is not None:
+                self._answer_error(self.pending_error)
+                return None
+            self._wait_for_more()
         except Exception:
             log.exception("unexpected error on a connection from %s", self.remote_addr)
             self.close()
-            return None
+        return None
 
     def discard(self, reason: PoolError) -> None:
         """The pool will not run this connection: answer 503 at once, without a worker."""
         self.server.refuse(self, reason)
 
     # ----------------------------------------------------------------- serving
-
-    def _serve(self) -> bool | None:
-        waited = monotonic() - self.ready_at
-        if not self._receive(thorough=waited > GONE_CHECK_AFTER):
-            return None
-        complete = self.parser.complete
-        while complete:
-            if not serve_request(self, complete.popleft(), waited):
-                return None
-            waited = 0.0
-            self.ready_at = monotonic()  # the next pipelined request's clock starts now
-            if complete and self.server.pool.pending:
-                return True  # fairness: the next pipelined request waits its turn
-        if self.pending_error is not None:
-            self._answer_error(self.pending_error)
-            return None
-        self._wait_for_more()
-        return None
 
     def _receive(self, *, thorough: bool) -> bool:
         """Read without blocking and feed the parser; False if the connection is gone.
@@ -202,17 +206,24 @@ class Connection:
         parser = self.parser
         server = self.server
         waiting = parser.awaiting_body
-        now = monotonic()
         if waiting is not None:
             if waiting.expect_continue and not self.sent_continue:
                 self.sent_continue = True
                 self.send_now(CONTINUE)
-            server.poller.park(self, READ, now + server.config.read_timeout)
+            server.poller.park(self, READ, monotonic() + server.config.read_timeout)
         elif parser.in_progress or not self.requests:
             # A request under way, or a new connection that has sent nothing yet.
             server.poller.park(self, READ, self.request_started + server.config.header_timeout)
         else:
-            server.poller.park_idle(self, now + server.config.keepalive_timeout)
+            server.poller.park_idle(self, self.last_end + server.config.keepalive_timeout)
+
+    def environ_base(self) -> dict[str, Any]:
+        """The environ keys every request of this connection shares, kept from its second
+        request on (a connection that serves one request would not reuse it)."""
+        base = self.environ = dict(self.server.base_environ)
+        base["REMOTE_ADDR"] = self.remote_addr
+        base["REMOTE_PORT"] = str(self.remote_port)
+        return base
 
     # ----------------------------------------------------------------- writing
 
@@ -222,11 +233,25 @@ class Connection:
         Raises:
             ClientGone: the client is gone, or the watchdog took the connection.
         """
-        with self.send_lock:
+        lock = self.send_lock
+        lock.acquire()  # not `with`: that makes two bound methods per call, on the hot path
+        try:
             if self.hijacked:
                 raise ClientGone("the request timed out")
             self.response_started = True
+            if not self.out:  # the usual case, written out here: one frame less per response
+                try:
+                    sent = self.sock.send(data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError as exc:
+                    raise ClientGone(str(exc)) from exc
+                if sent == len(data):
+                    return
+                data = memoryview(data)[sent:]  # type: ignore[assignment]
             self._write(data)
+        finally:
+            lock.release()
 
     def _write(self, data: bytes) -> None:
         rest: bytes | memoryview = data

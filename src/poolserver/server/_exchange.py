@@ -6,7 +6,7 @@ import logging
 import time
 from bisect import bisect_left
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import CANCEL_KEY, DEADLINE_KEY
 from ..http import Request, error_response
@@ -20,30 +20,38 @@ if TYPE_CHECKING:
 log = logging.getLogger("poolserver")
 
 
-def serve_request(conn: Connection, request: Request, waited: float) -> bool:
-    """Answer `request`, which waited `waited` seconds for a worker. True if the connection
-    goes on with this worker (keep-alive, everything sent).
+def serve_request(  # noqa: PLR0912, PLR0915 - the hot path, in one frame on purpose
+    conn: Connection, request: Request, waited: float, started: float
+) -> bool:
+    """Answer `request`, which waited `waited` seconds for a worker that took it at
+    `started`. True if the connection goes on with this worker (keep-alive, all sent).
 
-    The hot path of the server: written with few calls on purpose.
+    The server's hot path: every Python call costs, so the usual case makes few.
     """
     server = conn.server
     config = server.config
-    conn.sent_continue = False
-    conn.response_started = False
+    conn.sent_continue = conn.response_started = False
     conn.requests += 1
-    started = monotonic()
-    if server.checks_upstream and server.trusts(conn):
-        waited = max(waited, upstream_wait(request))
-    if waited > config.max_queue_wait:
-        server.refuse_late(conn, request, waited)
-        return False
+    if waited > config.max_queue_wait or server.checks_upstream:
+        waited = _queue_age(conn, request, waited)
+        if waited < 0:
+            return False
     deadline = conn.ready_at + config.request_timeout
     if config.client_timeout_header:
         deadline = min(deadline, client_deadline(request, conn.ready_at))
-    environ = build_environ(request, server.base_environ, conn.remote_addr, conn.remote_port)
+    base = conn.environ
+    if base is not None:
+        environ = build_environ(request, base)
+    elif conn.requests == 1:  # perhaps the only request: not worth a base of its own
+        environ = build_environ(request, server.base_environ, conn.remote_addr, conn.remote_port)
+    else:
+        environ = build_environ(request, conn.environ_base())
     number = next(server.request_numbers)
-    shard = server.stats.shard()
-    record = InFlight(conn, deadline, number, request.method, environ["PATH_INFO"], started, shard)
+    try:
+        shard = server.stats.local.shard
+    except AttributeError:
+        shard = server.stats.shard()
+    record = InFlight(conn, deadline, number, request, started, shard)
     environ[DEADLINE_KEY] = deadline
     environ[CANCEL_KEY] = record
     keep_alive = request.keep_alive and not server.draining and not conn.parser.ended
@@ -51,25 +59,46 @@ def serve_request(conn: Connection, request: Request, waited: float) -> bool:
         log.debug("Worker %s, processing request %d", _worker_number(), number)
     inflight = server.inflight
     inflight[conn] = record
+    status = sent = 0
     try:
-        status, sent, keep_alive = _call(conn, request, environ, keep_alive)
+        call = run_call(
+            server.app, environ, request, conn.send, server.date,
+            keep_alive=keep_alive, lifecycle=server,
+        )  # fmt: skip
+        status = call.code
+        sent = call.sent
+        keep_alive = not call.close
+    except ClientGone:
+        pass
+    except ResponseStarted:
+        log.exception("error in the application after the response started")
+    except Exception:
+        log.exception("error in the application")
+        keep_alive = keep_alive and not conn.out
+        head_only = request.method == "HEAD"
+        conn.send_now(error_response(500, server.date, close=not keep_alive, head_only=head_only))
+        status = 500
     finally:
-        with conn.send_lock:  # ordered against the watchdog's hijack
-            del inflight[conn]
+        lock = conn.send_lock  # ordered against the watchdog's hijack
+        lock.acquire()
+        del inflight[conn]
+        lock.release()
         if request.body is not None:
             request.body.close()
     # The books, inline: this thread's shard, no lock.
+    ended = monotonic()
+    service = ended - started
+    total = waited + service
     if status:
         shard.by_class[status // 100] += 1
-    service = monotonic() - started
-    total = waited + service
     shard.counts_queue_wait[bisect_left(DEFAULT_BUCKETS, waited)] += 1
     shard.counts_service[bisect_left(DEFAULT_BUCKETS, service)] += 1
     shard.counts_total[bisect_left(DEFAULT_BUCKETS, total)] += 1
     shard.sum_queue_wait += waited
     shard.sum_service += service
     shard.sum_total += total
-    shard.recent.append((started, started + service, number))
+    shard.recent.append((started, ended, number))
+    conn.last_end = ended
     if server.access_log is not None:
         server.access_log.record(conn, request, status, sent, (waited, service))
     if conn.hijacked:
@@ -77,40 +106,20 @@ def serve_request(conn: Connection, request: Request, waited: float) -> bool:
     if status == 0:
         conn.close()  # the client is gone, or the response broke off
         return False
+    if keep_alive and not conn.out:
+        return True
     return conn.hand_off_output(keep_alive)
 
 
-def _call(
-    conn: Connection, request: Request, environ: dict[str, Any], keep_alive: bool
-) -> tuple[int, int, bool]:
-    """Run the application; returns (status, body bytes sent, keep-alive).
-
-    Status 0 means no complete response: the client left or the response broke off.
-    """
+def _queue_age(conn: Connection, request: Request, waited: float) -> float:
+    """The request's wait counting a trusted proxy's stamp; -1.0 if it was refused as late."""
     server = conn.server
-    try:
-        call = run_call(
-            server.app,
-            environ,
-            request,
-            conn.send,
-            server.date,
-            keep_alive=keep_alive,
-            lifecycle=server,
-        )
-    except ClientGone:
-        return 0, 0, False
-    except ResponseStarted:
-        log.exception("error in the application after the response started")
-        return 0, 0, False
-    except Exception:
-        log.exception("error in the application")
-        keep_alive = keep_alive and not conn.out
-        head_only = request.method == "HEAD"
-        conn.send_now(error_response(500, server.date, close=not keep_alive, head_only=head_only))
-        return 500, 0, keep_alive
-    status = int(call.status[:3]) if call.status else 500
-    return status, call.sent, not call.close
+    if server.checks_upstream and server.trusts(conn):
+        waited = max(waited, upstream_wait(request))
+    if waited > server.config.max_queue_wait:
+        server.refuse_late(conn, request, waited)
+        return -1.0
+    return waited
 
 
 def _worker_number() -> str:

@@ -74,7 +74,7 @@ class Poller:
         """Hand `conn` to the poller to wait for `mode` until `deadline`. Last touch."""
         seq = conn.park_seq = conn.park_seq + 1
         conn.park_mode = mode
-        conn.deadline = deadline
+        conn.park_deadline = deadline
         self._timed_in.append((deadline, seq, conn))
         self._arm(conn, _WRITE_EVENTS if mode == WRITE else _READ_EVENTS)
         if deadline < monotonic() + self._max_sleep:
@@ -84,7 +84,7 @@ class Poller:
         """Park an idle keep-alive connection: a FIFO keeps these in deadline order."""
         seq = conn.park_seq = conn.park_seq + 1
         conn.park_mode = READ
-        conn.deadline = deadline
+        conn.park_deadline = deadline
         self._idle.append((deadline, seq, conn))
         self._arm(conn, _READ_EVENTS)
 
@@ -113,35 +113,34 @@ class Poller:
     # ----------------------------------------------------------------- the poller's own
 
     def _run(self) -> None:
-        epoll, parked = self._epoll, self._parked
+        epoll, parked, server = self._epoll, self._parked, self._server
+        sampler = server.sampler
         while not self._stopping:
             try:
                 events = epoll.poll(self._sleep_time(), 1024)
             except InterruptedError:
                 continue
-            for fd, event in events:
+            now = monotonic()
+            for fd, _ in events:
                 conn = parked.pop(fd, None)
                 if conn is None:
                     if fd == self._wake_r:
                         self._drain_wake_pipe()
                     continue
-                self._dispatch(conn, event)
-            now = monotonic()
+                conn.park_seq += 1  # its deadline no longer applies
+                mode = conn.park_mode
+                if mode == READ:
+                    server.resume(conn, now)
+                elif mode == WRITE:
+                    self._write(conn)
+                else:
+                    self._linger(conn)
             self._expire(now)
-            self._server.sampler.tick(now)
+            if now >= sampler.next_sample:
+                sampler.tick(now)
             if self._close_idle_requested:
                 self._close_idle()
         self._close_all()
-
-    def _dispatch(self, conn: Connection, event: int) -> None:
-        mode = conn.park_mode
-        conn.park_seq += 1  # its deadline no longer applies
-        if mode == READ:
-            self._server.resume(conn)
-        elif mode == WRITE:
-            self._write(conn)
-        else:
-            self._linger(conn)
 
     def _write(self, conn: Connection) -> None:
         try:
@@ -154,7 +153,7 @@ class Poller:
         elif conn.after_write == LINGER:
             conn.linger()
         elif conn.parser.complete:
-            self._server.resume(conn)
+            self._server.resume(conn, monotonic())
         elif conn.parser.in_progress:
             deadline = conn.request_started + self._server.config.header_timeout
             self.park(conn, READ, deadline)
@@ -163,7 +162,7 @@ class Poller:
 
     def _linger(self, conn: Connection) -> None:
         if conn.discard_input():
-            self.park(conn, LINGER, conn.deadline)
+            self.park(conn, LINGER, conn.park_deadline)
         else:
             conn.close()
 

@@ -42,14 +42,14 @@ class Sampler:
         self.rate = RateMeter()
         self.history: deque[Sample] = deque(maxlen=HISTORY_SECONDS)
         self._waits: deque[tuple[float, tuple[tuple[float, int], ...], float]] = deque()
-        self._next = 0.0
+        self.next_sample = 0.0  # when the next sample is due (monotonic)
 
     def tick(self, now: float | None = None) -> None:
         """Take a sample if a second has passed since the last one (poller thread)."""
         now = monotonic() if now is None else now
-        if now < self._next:
+        if now < self.next_sample:
             return
-        self._next = now + 1.0
+        self.next_sample = now + 1.0
         pool = self._server.pool.statistics()
         self.rate.sample(pool.completed, now)
         waits = self._server.stats.totals().timings[Timing.QUEUE_WAIT]

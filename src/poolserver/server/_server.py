@@ -13,6 +13,7 @@ a thread of the server.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import ipaddress
@@ -120,6 +121,7 @@ class Server:
         self.checks_upstream = config.request_start_header  # X-Request-Start is looked at
         self.request_numbers = itertools.count(1)  # the seed's Job Id, one per request
         self._admission_wait = config.queue_timeout if config.overload_policy == "wait" else 0.0
+        self._max_wait = config.max_queue_wait
         self._connections: dict[int, Connection] = {}
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
@@ -129,6 +131,7 @@ class Server:
         self._wake_r, self._wake_w = os.pipe()
         self._address: tuple[str, int] = ("", 0)
         self._closed = False
+        self._family = int(socket.AF_INET)
         self._before_drain: Totals | None = None
 
     # ----------------------------------------------------------------- lifecycle
@@ -137,6 +140,7 @@ class Server:
         """Bind, start the poller and the acceptor; returns once the server accepts."""
         config = self.config
         self._listener = bind(config.host, config.port, config.backlog)
+        self._family = int(self._listener.family)
         host, port = self._listener.getsockname()[:2]
         self._address = (host, port)
         self.base_environ = base_environ(host, port)
@@ -264,10 +268,10 @@ class Server:
         # have sent a request already: closing the listener would reset them.
         while True:
             try:
-                sock, address = listener.accept()
+                fd, address = listener._accept()  # type: ignore[attr-defined]
             except OSError:
                 return
-            self._admit(sock, address)
+            self._admit(fd, address)
 
     # ----------------------------------------------------------------- accepting
 
@@ -297,7 +301,10 @@ class Server:
             if self._stop_accepting.is_set():
                 return
             try:
-                sock, address = listener.accept()
+                # `_accept` gives the new descriptor; `accept` would also build a Python
+                # `socket.socket` around it, finding its family through an IntEnum: a cost
+                # per connection that the C socket type below does without.
+                fd, address = listener._accept()  # type: ignore[attr-defined]
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -308,9 +315,10 @@ class Server:
                 elif not self._stop_accepting.is_set():
                     log.warning("accept failed: %s", exc)
                 return
-            self._admit(sock, address)
+            self._admit(fd, address)
 
-    def _admit(self, sock: socket.socket, address: Any) -> None:
+    def _admit(self, fd: int, address: Any) -> None:
+        sock = _socket.socket(self._family, socket.SOCK_STREAM, 0, fd)
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -319,22 +327,21 @@ class Server:
             return
         conn = Connection(sock, address, self)
         self._connections[conn.fd] = conn
-        self.resume(conn)
+        self.resume(conn, conn.ready_at)
 
     # ----------------------------------------------------------------- connection services
 
-    def resume(self, conn: Connection) -> None:
-        """Hand a connection that has bytes to process to the pool (from an I/O thread).
+    def resume(self, conn: Connection, ready_at: float) -> None:
+        """Hand a connection that has bytes to process since `ready_at` to the pool (from an
+        I/O thread).
 
         Under the `wait` policy it may wait for room up to `queue_timeout`; in all it may wait
         up to `max_queue_wait` before a worker starts it. Past either, it is answered 503 by
         the pool's timer thread: a refusal costs no worker.
         """
-        now = conn.ready_at = monotonic()
+        conn.ready_at = ready_at
         try:
-            self.pool.post(
-                conn, wait=self._admission_wait, deadline=now + self.config.max_queue_wait
-            )
+            self.pool.post(conn, wait=self._admission_wait, deadline=ready_at + self._max_wait)
         except PoolClosed:
             conn.close()
 

@@ -36,8 +36,8 @@ class Timing(Enum):
 
 
 _TIMINGS = tuple(Timing)
-RECENT_SPANS = 256
 _REFUSALS = tuple(Refusal)
+RECENT_SPANS = 256
 
 
 class Shard:
@@ -115,16 +115,18 @@ class Stats:
     """The registry of shards."""
 
     def __init__(self) -> None:
-        self._local = threading.local()
+        # `local.shard` is the calling thread's shard once `shard()` made it: the hot path
+        # reads it directly and calls `shard()` only the first time.
+        self.local = threading.local()
         self._shards: list[Shard] = []
         self._lock = threading.Lock()  # only to register a new thread's shard
 
     def shard(self) -> Shard:
         """The calling thread's shard."""
         try:
-            shard: Shard = self._local.shard
+            shard: Shard = self.local.shard
         except AttributeError:
-            shard = self._local.shard = Shard()
+            shard = self.local.shard = Shard()
             with self._lock:
                 self._shards.append(shard)
         return shard

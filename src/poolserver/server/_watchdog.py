@@ -22,6 +22,7 @@ from ..http import error_response
 from ..pool import CancelToken
 
 if TYPE_CHECKING:
+    from ..http import Request
     from ._connection import Connection
     from ._server import Server
     from ._stats import Shard
@@ -36,9 +37,8 @@ class InFlight(CancelToken):
     __slots__ = (
         "conn",
         "ident",
-        "method",
         "number",
-        "path",
+        "request",
         "shard",
         "slow_logged",
         "started",
@@ -50,8 +50,7 @@ class InFlight(CancelToken):
         conn: Connection,
         deadline: float,
         number: int,
-        method: str,
-        path: str,
+        request: Request,
         started: float,
         shard: Shard,
     ) -> None:
@@ -60,13 +59,21 @@ class InFlight(CancelToken):
         self._event = None
         self.conn = conn
         self.number = number
-        self.method = method
-        self.path = path
+        self.request = request
         self.started = started
         self.shard = shard  # the running thread's: it knows the thread's name
         self.ident = get_ident()
-        self.slow_logged = False
-        self.timed_out = False
+        self.slow_logged = self.timed_out = False
+
+    @property
+    def method(self) -> str:
+        """The request's method."""
+        return self.request.method
+
+    @property
+    def path(self) -> str:
+        """The request's target, without its query."""
+        return self.request.target.split(b"?", 1)[0].decode("latin-1")
 
     @property
     def worker(self) -> str:
