@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit test-versions bench bench-pool bench-http clean
+.PHONY: serve test lint typecheck unit test-versions bench bench-pool bench-http bench-overload clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
 	$(BENCH_VENV)/bin/python -m pip install -q -e . -r bench/requirements.txt
 	touch $@
 
-bench: bench-pool bench-http
+bench: bench-pool bench-http bench-overload
 
 bench-pool: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/pool_overhead.py
@@ -47,6 +47,10 @@ bench-pool: $(BENCH_VENV)/.installed
 # Side by side with the peers; BENCH_ARGS=--quick for a short run.
 bench-http: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/http_bench.py $(BENCH_ARGS)
+
+# Open-loop arrivals at 3x capacity, side by side with the peers.
+bench-overload: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/overload_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .venv-3.* build src/*.egg-info .mypy_cache .pytest_cache .ruff_cache .hypothesis

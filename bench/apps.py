@@ -2,14 +2,15 @@
 
 `hello` is the smallest WSGI app that still sets its own Content-Length, so that each
 server's own cost per request dominates. `sleep10` holds its worker thread for 10 ms, as an
-application waiting on a database would. `hello_asgi` is `hello` for uvicorn, which serves
-ASGI only.
+application waiting on a database would. `hello_asgi` and `sleep10_asgi` are `hello` and
+`sleep10` for uvicorn, which serves ASGI only.
 
 Servers import these as `bench.apps:hello` (etc.), from the repository's root.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -63,3 +64,15 @@ async def hello_asgi(scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> 
     headers = [(name.lower().encode(), value.encode()) for name, value in _headers(HELLO_BODY)]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": HELLO_BODY})
+
+
+async def sleep10_asgi(scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+    """The ASGI counterpart of `sleep10`: waits 10 ms without blocking, then the same answer."""
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    # No thread to hold: what bounds concurrency is the server's --limit-concurrency.
+    await asyncio.sleep(SLEEP_SECONDS)
+    headers = [(name.lower().encode(), value.encode()) for name, value in _headers(SLEEP_BODY)]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": SLEEP_BODY})

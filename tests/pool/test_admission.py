@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from poolserver.pool import JobCancelled, PoolClosed, QueueFull, WorkerPool
+from poolserver.pool import JobCancelled, PoolClosed, PoolError, QueueFull, WorkerPool
 
 from .helpers import Gate, RecordingJob
 
@@ -177,3 +177,31 @@ def test_drain_discards_waiting_jobs_it_cannot_admit() -> None:
     assert report.still_running == 1
     assert isinstance(job.discarded[0], JobCancelled)
     gate.open()
+
+
+def test_jobs_out_of_time_are_refused_by_the_timer_not_a_worker() -> None:
+    """Refusing costs a worker nothing: whichever path finds a job out of time (the timer's
+    sweep, freed room, a worker taking the next job), the timer thread discards it."""
+    pool = WorkerPool(1, queue_size=2)
+    gate = Gate()
+    pool.submit(gate)
+    assert gate.started.wait(5)
+    threads: list[str] = []
+
+    class Recording(RecordingJob):
+        def discard(self, reason: PoolError) -> None:
+            threads.append(threading.current_thread().name)
+            super().discard(reason)
+
+    soon = time.monotonic() + 0.05
+    queued = [Recording() for _ in range(2)]
+    for job in queued:
+        pool.post(job, deadline=soon)
+    waiting = Recording()
+    pool.post(waiting, wait=0.05)
+    for job in [*queued, waiting]:
+        assert job.gone.wait(5)
+    gate.open()
+    pool.close()
+    assert threads == ["pool-timer"] * 3
+    assert all(job.runs == 0 for job in [*queued, waiting])

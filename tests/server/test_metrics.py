@@ -48,6 +48,9 @@ def value(samples: dict[Any, float], name: str, **labels: str) -> float:
 class WorkApp:
     """`/work?ms=N` takes N ms (its own work); `/missing` is 404; `/boom` raises."""
 
+    def __init__(self) -> None:
+        self.working = threading.Event()  # set when a /work request has begun
+
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
@@ -58,6 +61,7 @@ class WorkApp:
             start_response("404 Not Found", [("Content-Length", "0")])
             return [b""]
         if path == "/work":
+            self.working.set()
             time.sleep(int(environ["QUERY_STRING"].split("=")[1]) / 1000)
         start_response("200 OK", [("Content-Length", "2")])
         return [b"ok"]
@@ -109,9 +113,11 @@ def test_exact_counts_after_a_known_sequence() -> None:
 
 
 def test_queue_wait_and_service_time_land_in_their_own_buckets() -> None:
-    with serving(WorkApp(), admin_port=0, workers=1) as server:
+    app = WorkApp()
+    with serving(app, admin_port=0, workers=1) as server:
         results: list[Any] = []
         first = get(server.address, "/work?ms=120", results)
+        assert app.working.wait(5)
         # The second request arrives while the only worker is busy: it waits, then is quick.
         waiter = get(server.address, "/", results)
         first.join(10)

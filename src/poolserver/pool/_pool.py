@@ -284,6 +284,7 @@ class WorkerPool(Executor):
 
         self._timer: threading.Thread | None = None
         self._timer_due = math.inf
+        self._late: list[tuple[_Entry, PoolError]] = []  # taken out, to be discarded
 
     # ----------------------------------------------------------------- admission
     #
@@ -422,13 +423,47 @@ class WorkerPool(Executor):
                 self._watch_locked(entry.deadline)
 
     def _room_freed_locked(self) -> None:
-        """Give freed room to the admission line first, then to one blocked submitter."""
-        while self._line and self._running + len(self._queue) < self._capacity:
-            entry = self._line.popleft()
-            self._submitted += 1
-            self._place_locked(entry)
+        """Give freed room to the admission line first, then to one blocked submitter.
+
+        A waiting entry whose time ran out meanwhile (the timer looks only now and then) is
+        not admitted: it goes to the timer to be refused, so no worker spends its time on it.
+        """
+        line = self._line
+        if line:
+            now = monotonic()
+            while line and self._running + len(self._queue) < self._capacity:
+                entry = line.popleft()
+                if entry.admit_by <= now:
+                    entry.where = _GONE
+                    self._rejected += 1
+                    self._late_locked(entry, _lapsed(entry, now))
+                    continue
+                self._submitted += 1
+                self._place_locked(entry)
         if self._blocked and self._has_room_locked():
             self._room.notify()
+
+    def _skip_late_locked(self, now: float) -> None:
+        """Queued entries past their deadline go to the timer to be refused; a worker takes
+        the next one instead of spending its time on them."""
+        queue = self._queue
+        while queue and (deadline := queue[0].deadline) is not None and deadline <= now:
+            late = queue.popleft()
+            late.where = _GONE
+            self._expired += 1
+            self._late_locked(late, DeadlineExceeded("the job's deadline passed in the queue"))
+
+    def _late_locked(self, entry: _Entry, reason: PoolError) -> None:
+        """Hand an entry that will never run to the timer thread, which discards it."""
+        if not self._late:
+            if self._timer is None:
+                self._timer = threading.Thread(
+                    target=self._run_timer, name=f"{self._name}-timer", daemon=True
+                )
+                self._timer.start()
+            else:
+                self._timer_cv.notify()
+        self._late.append((entry, reason))
 
     # ----------------------------------------------------------------- workers
 
@@ -445,7 +480,7 @@ class WorkerPool(Executor):
         self._threads.append(thread)
         thread.start()
 
-    def _work(self, worker: _Worker) -> None:
+    def _initialize_worker(self, worker: _Worker) -> None:
         _local.worker = worker
         if self._initializer is not None:
             try:
@@ -454,6 +489,9 @@ class WorkerPool(Executor):
                 log.exception(
                     "the worker initializer failed in %s", threading.current_thread().name
                 )
+
+    def _work(self, worker: _Worker) -> None:
+        self._initialize_worker(worker)
         lock, queue = self._lock, self._queue
         wait_counts, wait_bounds = self._queue_wait.counts, self._queue_wait.bounds
         run_counts, run_bounds = self._run_time.counts, self._run_time.bounds
@@ -482,6 +520,8 @@ class WorkerPool(Executor):
                         self._room_freed_locked()
                 else:
                     self._account_locked(entry, outcome, started, ended)
+                if queue and (head := queue[0].deadline) is not None and head <= ended:
+                    self._skip_late_locked(ended)
                 if queue and self._state == _OPEN and len(self._workers) <= self._max_workers:
                     entry = queue.popleft()
                     entry.where = _RUNNING
@@ -640,7 +680,8 @@ class WorkerPool(Executor):
         order (they are equal in the usual case, so in time order too). The queue, bounded by
         `queue_size`, is looked at whole, so deadlines may come in any order.
         """
-        due: list[tuple[_Entry, PoolError]] = []
+        due: list[tuple[_Entry, PoolError]] = self._late
+        self._late = []
         line = self._line
         while line and line[0].admit_by <= now:
             entry = line.popleft()
@@ -665,6 +706,8 @@ class WorkerPool(Executor):
         if due:
             self._room_freed_locked()
             self._notify_changed_locked()
+            due.extend(self._late)  # what the room just freed turned away
+            self._late = []
         return due
 
     # ----------------------------------------------------------------- cancellation
@@ -885,6 +928,13 @@ def _acquire_contended(lock: threading.Lock) -> None:
     while not lock.acquire(False):
         time.sleep(delay)
         delay = min(delay * 2, 1e-3)
+
+
+def _lapsed(entry: _Entry, now: float) -> PoolError:
+    """Why a waiting entry's time ran out: its own deadline, or the wait allowed for room."""
+    if entry.deadline is not None and entry.deadline <= now:
+        return DeadlineExceeded("the job's deadline passed while it waited for room")
+    return QueueFull("no room in the pool within the wait allowed")
 
 
 def _join(threads: list[threading.Thread], end: float | None) -> None:

@@ -401,6 +401,47 @@ class Connection(Task):
             return
         self.server.poller.park(self, LINGER, monotonic() + LINGER_TIMEOUT)
 
+    def answer_unread(self, response: bytes) -> None:
+        """Refuse a connection whose input was never read: drop what it sent, answer, close.
+
+        When the socket is empty once its input is dropped, a plain close cannot reset the
+        answer (nothing is left unread), so it closes at once; otherwise it lingers.
+        """
+        empty = self._drain()
+        if empty is False:
+            self.close()  # the client is gone: nobody would read the answer
+            return
+        lock = self.send_lock
+        lock.acquire()
+        try:
+            if empty and not self.parser.in_progress:
+                self.out.clear()
+                with contextlib.suppress(ClientGone):
+                    self._write(response)
+                if not self.out:
+                    self.close()
+                    return
+                self.after_write = LINGER
+                self.server.poller.park(self, WRITE, monotonic() + self.server.config.write_timeout)
+                return
+            self._finish_with(response)
+        finally:
+            lock.release()
+
+    def _drain(self) -> bool | None:
+        """Read and drop what the socket holds: True when it is then empty, False at EOF or
+        error, None when there was more than a few reads' worth."""
+        for _ in range(16):
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if not data:
+                return False
+        return None
+
     def discard_input(self) -> bool:
         """Read and drop what the client sends while lingering; False at EOF or error."""
         for _ in range(16):

@@ -131,6 +131,7 @@ class Server:
         self._wake_r, self._wake_w = os.pipe()
         self._address: tuple[str, int] = ("", 0)
         self._closed = False
+        self._unavailable_cache: tuple[int, int, bytes] = (0, 0, b"")
         self._family = int(socket.AF_INET)
         self._before_drain: Totals | None = None
 
@@ -354,15 +355,14 @@ class Server:
         else:
             why = Refusal.QUEUE_FULL
         self.stats.shard().refusals[why] += 1
-        log.info("503 to %s: %s", conn.remote_addr, why.value)
-        # The request was never read: drop what arrived, so that closing does not reset.
-        conn.discard_input()
-        conn.answer_and_linger(self._unavailable())
+        if self.debug:
+            log.debug("503 to %s: %s", conn.remote_addr, why.value)
+        conn.answer_unread(self._unavailable())
 
     def refuse_late(self, conn: Connection, request: Request, waited: float) -> None:
         """Answer 503 to a request that waited past `max_queue_wait` (found by its worker)."""
         self.stats.shard().refusals[Refusal.QUEUE_AGE] += 1
-        log.info(
+        log.debug(
             "503 to %s: %s %s waited %.3f s",
             conn.remote_addr,
             request.method,
@@ -374,7 +374,15 @@ class Server:
         conn.answer_and_linger(self._unavailable())
 
     def _unavailable(self) -> bytes:
-        return error_response(503, self.date, extra=(("Retry-After", str(self.retry_after())),))
+        # Built once per second and Retry-After value: under overload it is sent thousands of
+        # times a second, by I/O threads whose time the running requests need.
+        retry_after = self.retry_after()
+        second = int(time.time())
+        cached = self._unavailable_cache
+        if cached[0] != retry_after or cached[1] != second:
+            response = error_response(503, self.date, extra=(("Retry-After", str(retry_after)),))
+            cached = self._unavailable_cache = (retry_after, second, response)
+        return cached[2]
 
     def retry_after(self) -> int:
         """Seconds a refused client should wait: the backlog over recent throughput, >= 1."""
