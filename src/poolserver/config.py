@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,51 @@ class Config:
     )
     host: str = option("127.0.0.1", "address to listen on (0.0.0.0 or :: for all)")
     port: int = option(8000, "TCP port to listen on (0: any free port)")
+    uds: str | None = option(None, "listen on this Unix domain socket path instead of TCP")
+    fd: int | None = option(
+        None,
+        "listen on this inherited, already listening socket descriptor instead "
+        "(systemd socket activation passes 3)",
+    )
+    certfile: str | None = option(
+        None, "TLS: the server's certificate chain (PEM); TLS is on when set"
+    )
+    keyfile: str | None = option(
+        None, "TLS: the certificate's private key (PEM), if not in certfile"
+    )
+    ca_certs: str | None = option(
+        None, "TLS: CA certificates (PEM) that client certificates must chain to; asks for one"
+    )
+    ssl_min_version: str = option(
+        "TLSv1_2", "TLS: the lowest protocol version accepted", choices=("TLSv1_2", "TLSv1_3")
+    )
+    proxy_protocol: bool = option(
+        False,
+        "expect a PROXY protocol header (v1 or v2) on connections from forwarded_allow_ips, "
+        "and take the client's address from it",
+    )
+    processes: str = option(
+        "1",
+        "processes to serve with ('auto': one per core); more than one runs a supervisor that "
+        "forks them, restarts them and drains them",
+    )
+    max_requests: int | None = option(
+        None, "a process that served this many requests is replaced by a fresh one, gracefully"
+    )
+    max_requests_jitter: int = option(
+        0, "up to this many requests more, at random, so that processes do not recycle together"
+    )
+    preload: bool = option(False, "import the application once, before the processes are forked")
+    busy_accept_delay: float = option(
+        0.02,
+        "with several processes: seconds a process whose pool is full waits before accepting, "
+        "so that an idle one takes the connection first",
+    )
+    agent_port: int | None = option(
+        None,
+        "port of an HAProxy agent-check listener that reports free capacity as a weight "
+        "(and 'drain' while draining); off when not set",
+    )
     backlog: int = option(2048, "length of the kernel's queue of connections not yet accepted")
     workers: int = option(16, "worker threads: requests running at once at most")
     worker_scheduling: str = option(
@@ -156,6 +202,12 @@ class Config:
             if choices and value not in choices:
                 raise ValueError(f"{item.name} must be one of {', '.join(choices)}")
         _parse_networks(self.forwarded_allow_ips)
+        if self.processes != "auto" and not (self.processes.isdigit() and int(self.processes) >= 1):
+            raise ValueError(f"processes must be a number >= 1 or 'auto', not {self.processes!r}")
+        if self.uds is not None and self.fd is not None:
+            raise ValueError("uds and fd cannot both be set")
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError("keyfile needs certfile")
         if ":" not in self.app:
             raise ValueError(f"app must be MODULE:ATTRIBUTE, not {self.app!r}")
         for name in ("workers", "max_connections", "max_headers", "max_request_line"):
@@ -207,3 +259,10 @@ def _parse_networks(spec: str) -> Networks | None:
 def trusted_networks(config: Config) -> Networks | None:
     """The networks whose proxy headers are believed; None means everyone."""
     return _parse_networks(config.forwarded_allow_ips)
+
+
+def process_count(config: Config) -> int:
+    """How many serving processes `processes` asks for."""
+    if config.processes == "auto":
+        return os.cpu_count() or 1
+    return int(config.processes)

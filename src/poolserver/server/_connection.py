@@ -38,7 +38,9 @@ from ..http import CONTINUE, ProtocolError, RequestParser, error_response
 from ..pool import PoolError, Task
 from ..wsgi import ClientGone
 from ._exchange import serve_request
+from ._proxy import parse_proxy_header
 from ._stats import Refusal
+from ._tls import TLSSocket
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -60,7 +62,7 @@ LINGER_TIMEOUT = 2.0
 GONE_CHECK_AFTER = 0.05
 
 # Park modes: what the poller waits for.
-READ, WRITE, LINGER = 1, 2, 3
+READ, WRITE, LINGER, HANDSHAKE_READ, HANDSHAKE_WRITE = 1, 2, 3, 4, 5
 
 
 class Connection(Task):
@@ -79,6 +81,7 @@ class Connection(Task):
         "park_seq",
         "parser",
         "pending_error",
+        "proxy_buf",
         "ready_at",
         "registered",
         "remote_addr",
@@ -90,9 +93,12 @@ class Connection(Task):
         "sent_continue",
         "server",
         "sock",
+        "trusted",
     )
 
-    def __init__(self, sock: _socket.socket, address: tuple[str, int], server: Server) -> None:
+    def __init__(
+        self, sock: _socket.socket | TLSSocket, address: tuple[str, int], server: Server
+    ) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.server = server
@@ -114,6 +120,8 @@ class Connection(Task):
         self.park_mode = 0
         self.park_seq = 0
         self.registered = False
+        self.trusted = False  # the peer may speak for the client (forwarded_allow_ips)
+        self.proxy_buf: bytes | None = None  # a PROXY header is awaited (b"" so far)
 
     # ----------------------------------------------------------------- the pool's Job protocol
 
@@ -167,6 +175,14 @@ class Connection(Task):
                 return self._client_gone()
             if not data:
                 return self._on_eof(thorough)
+            if self.proxy_buf is not None:
+                try:
+                    data = self._take_proxy_header(data)
+                except ProtocolError as error:
+                    self._answer_error(error)
+                    return False
+                if not data:
+                    continue
             if not parser.in_progress:
                 self.request_started = monotonic()
             try:
@@ -182,6 +198,19 @@ class Connection(Task):
                 return True  # most likely drained: skip the recv that would say so
             received += len(data)
         return True
+
+    def _take_proxy_header(self, data: bytes) -> bytes:
+        """Consume the PROXY protocol header; the bytes after it are the HTTP stream."""
+        buf = (self.proxy_buf or b"") + data
+        parsed = parse_proxy_header(buf)
+        if parsed is None:
+            self.proxy_buf = buf
+            return b""
+        consumed, client = parsed
+        self.proxy_buf = None
+        if client is not None:
+            self.remote_addr, self.remote_port = client
+        return buf[consumed:]
 
     def _on_eof(self, waited: bool) -> bool:
         # TCP cannot tell a half-close from a close. A client that shuts its side right after

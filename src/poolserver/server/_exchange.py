@@ -12,6 +12,7 @@ from .. import CANCEL_KEY, DEADLINE_KEY
 from ..http import Request, error_response
 from ..pool import DEFAULT_BUCKETS
 from ..wsgi import ClientGone, ResponseStarted, build_environ, run_call
+from ._proxy import apply_forwarded
 from ._watchdog import InFlight
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ def serve_request(  # noqa: PLR0912, PLR0915 - the hot path, in one frame on pur
         environ = build_environ(request, server.base_environ, conn.remote_addr, conn.remote_port)
     else:
         environ = build_environ(request, conn.environ_base())
+    if conn.trusted and server.proxy_headers:
+        apply_forwarded(environ, server.trusted_networks)
     number = next(server.request_numbers)
     try:
         shard = server.stats.local.shard

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from ..http import error_response
 from ..wsgi import ClientGone
-from ._connection import LINGER, READ, WRITE, Connection
+from ._connection import HANDSHAKE_WRITE, LINGER, READ, WRITE, Connection
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -76,7 +76,7 @@ class Poller:
         conn.park_mode = mode
         conn.park_deadline = deadline
         self._timed_in.append((deadline, seq, conn))
-        self._arm(conn, _WRITE_EVENTS if mode == WRITE else _READ_EVENTS)
+        self._arm(conn, _WRITE_EVENTS if mode in (WRITE, HANDSHAKE_WRITE) else _READ_EVENTS)
         if deadline < monotonic() + self._max_sleep:
             self.wake()
 
@@ -133,8 +133,10 @@ class Poller:
                     server.resume(conn, now)
                 elif mode == WRITE:
                     self._write(conn)
-                else:
+                elif mode == LINGER:
                     self._linger(conn)
+                else:
+                    server.continue_handshake(conn)
             self._expire(now)
             if now >= sampler.next_sample:
                 sampler.tick(now)

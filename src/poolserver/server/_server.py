@@ -16,7 +16,6 @@ from __future__ import annotations
 import _socket
 import contextlib
 import errno
-import ipaddress
 import itertools
 import logging
 import math
@@ -37,11 +36,13 @@ from ..pool import DeadlineExceeded, DrainReport, JobCancelled, PoolClosed, Pool
 from ..wsgi import WSGIApp, base_environ
 from ._access_log import AccessLog
 from ._admin import AdminServer
-from ._connection import Connection
-from ._listen import bind
+from ._connection import HANDSHAKE_READ, HANDSHAKE_WRITE, Connection
+from ._listen import open_listener, tls_context
 from ._poller import Poller
+from ._proxy import is_trusted
 from ._sampler import Sampler
 from ._stats import Refusal, Stats, Totals
+from ._tls import TLSSocket, handshake
 from ._watchdog import InFlight, Watchdog
 
 log = logging.getLogger("poolserver")
@@ -117,8 +118,13 @@ class Server:
         )
         self.admin: AdminServer | None = None
         self.base_environ: dict[str, Any] = {}
-        self._trusted = trusted_networks(config)
+        self._trusted = self.trusted_networks = trusted_networks(config)
+        self._trust_cache: dict[str, bool] = {}
         self.checks_upstream = config.request_start_header  # X-Request-Start is looked at
+        # Proxy headers are looked at (from trusted peers) unless nobody is trusted.
+        self.proxy_headers = self._trusted is None or bool(self._trusted)
+        self.trust_checked = self.proxy_headers or config.proxy_protocol or self.checks_upstream
+        self._tls = tls_context(config)
         self.request_numbers = itertools.count(1)  # the seed's Job Id, one per request
         self._admission_wait = config.queue_timeout if config.overload_policy == "wait" else 0.0
         self._max_wait = config.max_queue_wait
@@ -137,14 +143,20 @@ class Server:
 
     # ----------------------------------------------------------------- lifecycle
 
-    def start(self) -> None:
-        """Bind, start the poller and the acceptor; returns once the server accepts."""
+    def start(self, listener: socket.socket | None = None) -> None:
+        """Listen (on `listener` if given, else as the config says), start the poller and
+        the acceptor; returns once the server accepts."""
         config = self.config
-        self._listener = bind(config.host, config.port, config.backlog)
+        self._listener = listener if listener is not None else open_listener(config)
+        self._listener.setblocking(False)
         self._family = int(self._listener.family)
-        host, port = self._listener.getsockname()[:2]
+        if self._family == socket.AF_UNIX:
+            host, port = str(self._listener.getsockname()), 0
+        else:
+            host, port = self._listener.getsockname()[:2]
         self._address = (host, port)
-        self.base_environ = base_environ(host, port)
+        scheme = "https" if self._tls is not None else "http"
+        self.base_environ = base_environ(host or "localhost", port, scheme)
         if self.access_log is not None:
             self.access_log.start()
         if config.admin_port is not None:
@@ -171,9 +183,12 @@ class Server:
 
     @property
     def url(self) -> str:
-        """`http://host:port` of the listener."""
+        """`http://host:port` (or `https://`, or `unix:path`) of the listener."""
         host, port = self._address
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        if self._family == socket.AF_UNIX:
+            return f"unix:{host}"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
     def stop_accepting(self) -> None:
         """The first phase of a drain; idempotent. Returns once the listener is closed.
@@ -319,16 +334,71 @@ class Server:
             self._admit(fd, address)
 
     def _admit(self, fd: int, address: Any) -> None:
-        sock = _socket.socket(self._family, socket.SOCK_STREAM, 0, fd)
+        family = self._family
+        if family == socket.AF_UNIX:
+            address = ("", 0)
+        sock = _socket.socket(family, socket.SOCK_STREAM, 0, fd)
         try:
             sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             sock.close()
             return
+        if self._tls is not None:
+            self._admit_tls(sock, address)
+            return
         conn = Connection(sock, address, self)
+        if self.trust_checked:
+            self._trust(conn)
         self._connections[conn.fd] = conn
         self.resume(conn, conn.ready_at)
+
+    def _admit_tls(self, raw: _socket.socket, address: tuple[str, int]) -> None:
+        assert self._tls is not None
+        try:
+            plain = socket.socket(self._family, socket.SOCK_STREAM, 0, raw.detach())
+            # A socket made from a descriptor believes it blocks (timeout None), whatever the
+            # descriptor's flags; then the ssl module retries a wanting handshake in a loop.
+            plain.setblocking(False)
+            wrapped = self._tls.wrap_socket(plain, server_side=True, do_handshake_on_connect=False)
+        except OSError as exc:
+            log.debug("TLS set-up failed for %s: %s", address[0], exc)
+            return
+        conn = Connection(TLSSocket(wrapped), address, self)
+        if self.trust_checked:
+            self._trust(conn)
+        self._connections[conn.fd] = conn
+        self.continue_handshake(conn)
+
+    def continue_handshake(self, conn: Connection) -> None:
+        """Advance a TLS handshake without blocking (acceptor or poller thread): done, the
+        connection goes to the pool; else it waits in the poller, within header_timeout."""
+        sock = conn.sock
+        assert isinstance(sock, TLSSocket)
+        try:
+            state = handshake(sock.ssl)
+        except OSError as exc:
+            log.debug("TLS handshake with %s failed: %s", conn.remote_addr, exc)
+            conn.close()
+            return
+        if state == 0:
+            self.resume(conn, monotonic())
+            return
+        mode = HANDSHAKE_READ if state == 1 else HANDSHAKE_WRITE
+        self.poller.park(conn, mode, conn.request_started + self.config.header_timeout)
+
+    def _trust(self, conn: Connection) -> None:
+        """Whether the peer may speak for the client; then a PROXY header is awaited if asked."""
+        address = conn.remote_addr
+        trusted = self._trust_cache.get(address)
+        if trusted is None:
+            trusted = is_trusted(address, self._trusted)
+            if len(self._trust_cache) < 4096:
+                self._trust_cache[address] = trusted
+        conn.trusted = trusted
+        if trusted and self.config.proxy_protocol:
+            conn.proxy_buf = b""
 
     # ----------------------------------------------------------------- connection services
 
@@ -394,13 +464,7 @@ class Server:
 
     def trusts(self, conn: Connection) -> bool:
         """Whether proxy headers from this connection's peer are believed."""
-        if self._trusted is None:
-            return True
-        try:
-            address = ipaddress.ip_address(conn.remote_addr)
-        except ValueError:
-            return False
-        return any(address in network for network in self._trusted)
+        return conn.trusted
 
     def forget(self, conn: Connection) -> None:
         """A connection closed: unregister it; wake the acceptor or a drain if they wait."""
