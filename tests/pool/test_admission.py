@@ -193,15 +193,19 @@ def test_jobs_out_of_time_are_refused_by_the_timer_not_a_worker() -> None:
             threads.append(threading.current_thread().name)
             super().discard(reason)
 
-    soon = time.monotonic() + 0.05
+    # The waiting job's wait must run out before the queued jobs' deadlines: once those
+    # expire there is room again, and a job still waiting is rightly admitted.
+    later = time.monotonic() + 0.3
     queued = [Recording() for _ in range(2)]
     for job in queued:
-        pool.post(job, deadline=soon)
+        pool.post(job, deadline=later)
     waiting = Recording()
     pool.post(waiting, wait=0.05)
-    for job in [*queued, waiting]:
-        assert job.gone.wait(5)
-    gate.open()
-    pool.close()
+    try:
+        for job in [waiting, *queued]:
+            assert job.gone.wait(5)
+    finally:
+        gate.open()
+        pool.close()
     assert threads == ["pool-timer"] * 3
     assert all(job.runs == 0 for job in [*queued, waiting])

@@ -2,9 +2,9 @@
 
 It has its own socket and its own threads (one per admin request, at most a few at once), so
 its answers never queue behind application work: probes answer within milliseconds even when
-every worker is stuck. Metrics are exposed through prometheus_client from a collector that
-reads the pool's statistics and the server's sharded counters at scrape time, so the request
-path pays nothing for the exposition.
+every worker is stuck. Every answer comes from a snapshot (`_snapshot`) taken for it: the
+request path pays nothing for the exposition, and a supervisor answers for all its processes
+with the same code from their merged snapshots.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -29,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from .. import __version__
 from ..pool import Distribution
+from ._snapshot import Snapshot, distribution, readiness, snapshot
 from ._stats import Timing
 from ._status_page import STATUS_PAGE
 
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("poolserver")
 
 MAX_ADMIN_REQUESTS = 8  # at once; beyond, a probe is answered 503 at once
-TIMELINE_SECONDS = 10.0
 
 _HISTOGRAMS = {
     Timing.QUEUE_WAIT: ("poolserver_queue_wait_seconds", "Time from ready to a worker starting it"),
@@ -47,90 +45,77 @@ _HISTOGRAMS = {
 }
 
 
-def readiness(server: Server) -> tuple[bool, str]:
-    """Whether the server should receive work now, and why not."""
-    if server.draining:
-        return False, "draining"
-    config = server.config
-    waiting = server.pool.pending
-    high = config.ready_queue_high * config.queue_size
-    if waiting > high:
-        return False, f"queue: {waiting} waiting, high-water mark {high:g}"
-    p95 = server.sampler.recent_queue_wait().quantile(0.95)
-    if p95 is not None and p95 > config.ready_queue_wait:
-        return False, f"queue wait: p95 {p95:.3f} s over the last 10 s"
-    return True, "ready"
-
-
-def liveness(server: Server) -> tuple[bool, str]:
-    """Whether the server's own threads are alive."""
-    dead = [name for name, alive in server.threads_alive().items() if not alive]
-    return (not dead, "alive" if not dead else "dead: " + ", ".join(dead))
-
-
 class MetricsCollector(Collector):
-    """Reads the server's state at scrape time, for prometheus_client."""
+    """Turns a snapshot taken at scrape time into metric families, for prometheus_client."""
 
-    def __init__(self, server: Server) -> None:
-        self._server = server
+    def __init__(self, source: Callable[[], Snapshot]) -> None:
+        self._source = source
 
     def collect(self) -> Iterator[Metric]:
         """The metric families, at this instant."""
-        server = self._server
-        pool = server.pool.statistics()
-        totals = server.stats.totals()
-        yield _gauge("poolserver_workers", "Worker threads at most", pool.max_workers)
-        yield _gauge("poolserver_workers_busy", "Workers running a request", pool.running)
-        yield _gauge("poolserver_workers_stuck", "Abandoned workers not back yet", pool.stuck)
-        yield _gauge(
-            "poolserver_queue_depth", "Requests waiting for a worker", pool.queued + pool.waiting
-        )
-        yield _gauge("poolserver_capacity", "Workers plus queue size", pool.capacity)
-        yield _gauge("poolserver_ready", "1 when /readyz says ready", int(readiness(server)[0]))
-        connections = GaugeMetricFamily(
-            "poolserver_connections", "Open client connections", labels=["state"]
-        )
-        open_, idle = server.connection_count, server.poller.idle_count()
-        connections.add_metric(["open"], open_)
-        connections.add_metric(["idle"], idle)
-        connections.add_metric(["active"], max(0, open_ - idle))
-        yield connections
-        yield from _counters(totals)
-        for timing, (name, documentation) in _HISTOGRAMS.items():
-            yield _histogram(name, documentation, totals.timings[timing])
+        return metric_families(self._source())
+
+
+def metric_families(data: Snapshot) -> Iterator[Metric]:
+    """The metric families of a snapshot (of one process, or merged)."""
+    pool = data["pool"]
+    yield _gauge("poolserver_workers", "Worker threads at most", pool["max_workers"])
+    yield _gauge("poolserver_workers_busy", "Workers running a request", pool["running"])
+    yield _gauge("poolserver_workers_stuck", "Abandoned workers not back yet", pool["stuck"])
+    yield _gauge(
+        "poolserver_queue_depth",
+        "Requests waiting for a worker",
+        pool["queued"] + pool["waiting"],
+    )
+    yield _gauge("poolserver_capacity", "Workers plus queue size", pool["capacity"])
+    yield _gauge("poolserver_ready", "1 when /readyz says ready", int(data["ready"]["ready"]))
+    yield _gauge("poolserver_processes", "Serving processes", len(data.get("processes", ())) or 1)
+    connections = GaugeMetricFamily(
+        "poolserver_connections", "Open client connections", labels=["state"]
+    )
+    for state in ("open", "idle", "active"):
+        connections.add_metric([state], data["connections"][state])
+    yield connections
+    yield from _counters(data["totals"])
+    for timing, (name, documentation) in _HISTOGRAMS.items():
+        timings = data["timings"].get(timing.value)
+        if timings is not None:
+            yield _histogram(name, documentation, distribution(timings))
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
 
-def _counters(totals: Any) -> Iterator[Metric]:
+def _counters(totals: dict[str, Any]) -> Iterator[Metric]:
     requests = CounterMetricFamily(
         "poolserver_requests", "Responses to requests, by status class", labels=["status_class"]
     )
-    for cls, count in totals.responses.items():
-        requests.add_metric([f"{cls}xx"], count)
+    for cls, count in totals["responses"].items():
+        requests.add_metric([cls], count)
     yield requests
     refusals = CounterMetricFamily(
         "poolserver_refusals", "Requests not run, by reason (503, or dropped)", labels=["reason"]
     )
-    for reason, count in totals.refusals.items():
-        refusals.add_metric([reason.value], count)
+    for reason, count in totals["refusals"].items():
+        refusals.add_metric([reason], count)
     yield refusals
     bad = CounterMetricFamily(
         "poolserver_bad_requests", "Requests refused for bad input, by status", labels=["status"]
     )
-    for status, count in sorted(totals.bad_requests.items()):
-        bad.add_metric([str(status)], count)
+    for status, count in sorted(totals["bad_requests"].items()):
+        bad.add_metric([status], count)
     yield bad
     yield CounterMetricFamily(
-        "poolserver_timeouts", "Requests that did not arrive in time (408)", value=totals.timeouts
+        "poolserver_timeouts",
+        "Requests that did not arrive in time (408)",
+        value=totals["timeouts"],
     )
     yield CounterMetricFamily(
-        "poolserver_slow_requests", "Requests logged as slow", value=totals.slow
+        "poolserver_slow_requests", "Requests logged as slow", value=totals["slow"]
     )
     yield CounterMetricFamily(
-        "poolserver_stuck_requests", "Requests past request_timeout", value=totals.stuck
+        "poolserver_stuck_requests", "Requests past request_timeout", value=totals["stuck"]
     )
 
 
@@ -141,125 +126,34 @@ def _histogram(name: str, documentation: str, dist: Distribution) -> HistogramMe
     return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=dist.sum)
 
 
-# ------------------------------------------------------------------------- status
+def render_metrics(data: Snapshot) -> bytes:
+    """The Prometheus text exposition of a snapshot."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MetricsCollector(lambda: data))
+    return generate_latest(registry)
 
 
-def status(server: Server) -> dict[str, Any]:
-    """Everything the status page shows, as JSON-ready data."""
-    pool = server.pool.statistics()
-    totals = server.stats.totals()
-    now = monotonic()
-    ready, why = readiness(server)
-    open_, idle = server.connection_count, server.poller.idle_count()
-    return {
-        "version": __version__,
-        "time": time.time(),
-        "uptime": now - server.started_at,
-        "draining": server.draining,
-        "ready": {"ready": ready, "reason": why},
-        "config": {
-            "workers": server.config.workers,
-            "queue_size": server.config.queue_size,
-            "max_queue_wait": server.config.max_queue_wait,
-            "request_timeout": server.config.request_timeout,
-        },
-        "pool": {
-            "max_workers": pool.max_workers,
-            "running": pool.running,
-            "queued": pool.queued,
-            "waiting": pool.waiting,
-            "idle": pool.idle,
-            "stuck": pool.stuck,
-            "capacity": pool.capacity,
-            "throughput": (
-                round(server.sampler.rate.rate, 1) if server.sampler.rate.known else None
-            ),
-        },
-        "connections": {"open": open_, "idle": idle, "active": max(0, open_ - idle)},
-        "totals": {
-            "responses": {f"{cls}xx": n for cls, n in totals.responses.items()},
-            "refusals": {reason.value: n for reason, n in totals.refusals.items()},
-            "bad_requests": {str(k): v for k, v in sorted(totals.bad_requests.items())},
-            "timeouts": totals.timeouts,
-            "slow": totals.slow,
-            "stuck": totals.stuck,
-        },
-        "timings": {t.value: _summary(totals.timings[t]) for t in Timing},
-        "recent_queue_wait_p95": server.sampler.recent_queue_wait().quantile(0.95),
-        "history": [
-            {
-                "time": s.time,
-                "running": s.running,
-                "backlog": s.backlog,
-                "rate": None if s.rate is None else round(s.rate, 1),
-            }
-            for s in list(server.sampler.history)
-        ],
-        "inflight": [
-            {
-                "number": r.number,
-                "method": r.method,
-                "path": r.path,
-                "age": round(now - r.started, 3),
-                "worker": r.worker,
-                "stuck": r.timed_out,
-            }
-            for r in sorted(server.inflight.values(), key=lambda r: r.started)
-        ],
-        "timeline": _timeline(server, now),
-    }
+def wants_detail(path: str) -> bool:
+    """Whether answering `path` needs a detailed snapshot (the status page's data)."""
+    return path.split("?", 1)[0] == "/status.json"
 
 
-def _summary(dist: Distribution) -> dict[str, Any]:
-    return {
-        "count": dist.count,
-        "sum": dist.sum,
-        "p50": dist.quantile(0.5),
-        "p95": dist.quantile(0.95),
-        "p99": dist.quantile(0.99),
-        "buckets": [["+Inf" if b == float("inf") else b, c] for b, c in dist.buckets],
-    }
-
-
-def _timeline(server: Server, now: float) -> dict[str, Any]:
-    """Per worker, what it ran in the last seconds: spans relative to now (seconds <= 0).
-
-    A row says `since` when it is known: before then the worker did not exist or its record
-    was not kept (busy workers keep their last RECENT_SPANS requests), so a gap there is
-    not idleness. Threads with nothing in the window (the watchdog, workers gone) have no row.
-    """
-    start = now - TIMELINE_SECONDS
-    rows: dict[str, dict[str, Any]] = {}
-    for name, since, spans in server.stats.recent_spans():
-        kept = [
-            {"start": round(s - now, 3), "end": round(e - now, 3), "request": number}
-            for s, e, number in spans
-            if e >= start
-        ]
-        if kept:
-            row = rows.setdefault(name, {"name": name, "since": None, "spans": []})
-            row["spans"].extend(kept)
-            if since > start:
-                row["since"] = round(since - now, 3)
-    for record in list(server.inflight.values()):
-        row = rows.setdefault(record.worker, {"name": record.worker, "since": None, "spans": []})
-        row["spans"].append(
-            {
-                "start": round(max(record.started, start) - now, 3),
-                "end": None,
-                "request": record.number,
-                "state": "stuck" if record.timed_out else "running",
-            }
-        )
-    return {
-        "window": TIMELINE_SECONDS,
-        "workers": [rows[name] for name in sorted(rows, key=_worker_order)],
-    }
-
-
-def _worker_order(name: str) -> tuple[int, str]:
-    tail = name.rsplit("-", 1)[-1]
-    return (int(tail), name) if tail.isdigit() else (1 << 30, name)
+def answer(path: str, data: Snapshot) -> tuple[int, str, bytes]:
+    """(status, content type, body) for an admin GET of `path`, from a snapshot taken for it
+    (detailed if `wants_detail(path)`)."""
+    route = path.split("?", 1)[0]
+    if route == "/metrics":
+        return 200, CONTENT_TYPE_LATEST, render_metrics(data)
+    if route in ("/livez", "/readyz"):
+        state = data["live"] if route == "/livez" else data["ready"]
+        ok = state["live" if route == "/livez" else "ready"]
+        body = (state["reason"] + "\n").encode()
+        return (200 if ok else 503), "text/plain; charset=utf-8", body
+    if route == "/status.json":
+        return 200, "application/json", json.dumps(data).encode()
+    if route in ("/status", "/"):
+        return 200, "text/html; charset=utf-8", STATUS_PAGE.encode()
+    return 404, "text/plain; charset=utf-8", b"not found\n"
 
 
 # ------------------------------------------------------------------------- the listener
@@ -270,8 +164,6 @@ class AdminServer:
 
     def __init__(self, server: Server, host: str, port: int) -> None:
         self._server = server
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(MetricsCollector(server))
         self._slots = threading.BoundedSemaphore(MAX_ADMIN_REQUESTS)
         handler = _make_handler(self)
         self._httpd = ThreadingHTTPServer((host, port), handler)
@@ -297,18 +189,13 @@ class AdminServer:
 
     def answer(self, path: str) -> tuple[int, str, bytes]:
         """(status, content type, body) for an admin GET."""
-        server = self._server
         route = path.split("?", 1)[0]
-        if route == "/metrics":
-            return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
-        if route in ("/livez", "/readyz"):
-            ok, why = liveness(server) if route == "/livez" else readiness(server)
-            return (200 if ok else 503), "text/plain; charset=utf-8", (why + "\n").encode()
-        if route == "/status.json":
-            return 200, "application/json", json.dumps(status(server)).encode()
         if route in ("/status", "/"):
-            return 200, "text/html; charset=utf-8", STATUS_PAGE.encode()
-        return 404, "text/plain; charset=utf-8", b"not found\n"
+            return answer(route, {})  # the page itself: no snapshot needed
+        if route == "/readyz":
+            ok, why = readiness(self._server)  # the cheapest probe: no snapshot
+            return (200 if ok else 503), "text/plain; charset=utf-8", (why + "\n").encode()
+        return answer(path, snapshot(self._server, detail=wants_detail(path)))
 
 
 def _make_handler(admin: AdminServer) -> type[BaseHTTPRequestHandler]:

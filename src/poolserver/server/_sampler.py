@@ -2,7 +2,8 @@
 
 The poller calls `tick` on each pass; a sample is taken at most once a second. From the
 samples come the recent throughput (for Retry-After), the p95 queue wait of the last ten
-seconds (for readiness), and five minutes of pool occupancy (for the status page).
+seconds (for readiness), how busy the workers were (for the agent check), and five minutes of
+pool occupancy (for the status page).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Sampler:
         self.history: deque[Sample] = deque(maxlen=HISTORY_SECONDS)
         self._waits: deque[tuple[float, tuple[tuple[float, int], ...], float]] = deque()
         self.next_sample = 0.0  # when the next sample is due (monotonic)
+        self.busy = 0.0  # workers busy on average over the last second (service time / time)
+        self._service: tuple[float, float] | None = None  # (when, service seconds so far)
 
     def tick(self, now: float | None = None) -> None:
         """Take a sample if a second has passed since the last one (poller thread)."""
@@ -52,7 +55,12 @@ class Sampler:
         self.next_sample = now + 1.0
         pool = self._server.pool.statistics()
         self.rate.sample(pool.completed, now)
-        waits = self._server.stats.totals().timings[Timing.QUEUE_WAIT]
+        timings = self._server.stats.totals().timings
+        service = timings[Timing.SERVICE].sum
+        if self._service is not None and now > self._service[0]:
+            self.busy = (service - self._service[1]) / (now - self._service[0])
+        self._service = (now, service)
+        waits = timings[Timing.QUEUE_WAIT]
         self._waits.append((now, waits.buckets, waits.sum))
         while len(self._waits) > 2 and now - self._waits[0][0] > WAIT_WINDOW:
             self._waits.popleft()

@@ -36,11 +36,13 @@ from ..pool import DeadlineExceeded, DrainReport, JobCancelled, PoolClosed, Pool
 from ..wsgi import WSGIApp, base_environ
 from ._access_log import AccessLog
 from ._admin import AdminServer
+from ._agent import AgentListener, agent_reply
 from ._connection import HANDSHAKE_READ, HANDSHAKE_WRITE, Connection
 from ._listen import open_listener, tls_context
 from ._poller import Poller
 from ._proxy import is_trusted
 from ._sampler import Sampler
+from ._snapshot import snapshot
 from ._stats import Refusal, Stats, Totals
 from ._tls import TLSSocket, handshake
 from ._watchdog import InFlight, Watchdog
@@ -117,6 +119,7 @@ class Server:
             else None
         )
         self.admin: AdminServer | None = None
+        self.agent: AgentListener | None = None
         self.base_environ: dict[str, Any] = {}
         self._trusted = self.trusted_networks = trusted_networks(config)
         self._trust_cache: dict[str, bool] = {}
@@ -163,6 +166,14 @@ class Server:
             self.admin = AdminServer(self, config.admin_host, config.admin_port)
             self.admin.start()
             log.info("admin listener on http://%s:%d", *self.admin.address)
+        if config.agent_port is not None:
+            self.agent = AgentListener(
+                config.admin_host,
+                config.agent_port,
+                lambda: agent_reply(snapshot(self, detail=False)),
+            )
+            self.agent.start()
+            log.info("agent-check listener on %s:%d", *self.agent.address)
         self.poller.start()
         self.watchdog.start()
         self._acceptor = threading.Thread(
@@ -247,6 +258,8 @@ class Server:
         self._stop_acceptor()
         if self.admin is not None:
             self.admin.stop()
+        if self.agent is not None:
+            self.agent.stop()
         self.watchdog.stop()
         self.poller.stop()
         for conn in list(self._connections.values()):
