@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import __version__
-from .config import Config
+from .config import Config, process_count
 from .wsgi import WSGIApp
 
 ENV_PREFIX = "POOLSERVER_"
@@ -123,11 +123,19 @@ def load_app(target: str) -> WSGIApp:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `poolserver` command."""
     config = load_config(argv)
+    several = process_count(config) > 1 or config.max_requests is not None
     logging.basicConfig(
         level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        # With several processes, each line says which one wrote it.
+        format="%(asctime)s %(levelname)s %(name)s"
+        + (" [%(process)d]" if several else "")
+        + ": %(message)s",
         stream=sys.stderr,
     )
-    from .server import Server  # noqa: PLC0415 - config errors are reported before the import
+    from .server import Server, Supervisor  # noqa: PLC0415 - config errors come first
 
+    if process_count(config) > 1 or config.max_requests is not None:
+        # A process of its own per core, or one that is replaced now and then: a supervisor.
+        app = load_app(config.app) if config.preload else None
+        return Supervisor(config, app, load_app).run()
     return Server(load_app(config.app), config).serve()

@@ -880,6 +880,12 @@ class WorkerPool(Executor):
         return self._capacity
 
     @property
+    def running_hint(self) -> int:
+        """Jobs running now, read without the lock: only a hint, for decisions such as
+        whether to accept more work."""
+        return self._running
+
+    @property
     def pending(self) -> int:
         """Jobs waiting for a worker now (queued or in the admission line). Read without the
         lock, so only a hint: for decisions such as yielding a worker to waiting jobs."""

@@ -140,16 +140,24 @@ class Server:
         self._wake_r, self._wake_w = os.pipe()
         self._address: tuple[str, int] = ("", 0)
         self._closed = False
+        self._shared = False
         self._unavailable_cache: tuple[int, int, bytes] = (0, 0, b"")
         self._family = int(socket.AF_INET)
         self._before_drain: Totals | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
-    def start(self, listener: socket.socket | None = None) -> None:
+    def start(self, listener: socket.socket | None = None, *, shared: bool = False) -> None:
         """Listen (on `listener` if given, else as the config says), start the poller and
-        the acceptor; returns once the server accepts."""
+        the acceptor; returns once the server accepts.
+
+        `shared`: other processes accept on the same listener. Then this one accepts only
+        while it has a free worker (when busy, it leaves a new connection `busy_accept_delay`
+        seconds to the others), and never changes the listener itself: stopping only closes
+        its own descriptor.
+        """
         config = self.config
+        self._shared = shared
         self._listener = listener if listener is not None else open_listener(config)
         self._listener.setblocking(False)
         self._family = int(self._listener.family)
@@ -180,7 +188,8 @@ class Server:
             target=self._accept_loop, name="poolserver-acceptor", daemon=True
         )
         self._acceptor.start()
-        log.info(
+        log.log(
+            logging.DEBUG if shared else logging.INFO,
             "poolserver listening on %s (%d workers, queue %d)",
             self.url,
             config.workers,
@@ -201,16 +210,18 @@ class Server:
         scheme = "https" if self._tls is not None else "http"
         return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
-    def stop_accepting(self) -> None:
+    def stop_accepting(self, *, take_backlog: bool = True) -> None:
         """The first phase of a drain; idempotent. Returns once the listener is closed.
 
         Connections the kernel had already accepted (its backlog) are taken in and served,
-        not reset; every response from now on says `Connection: close`.
+        not reset; every response from now on says `Connection: close`. With a shared
+        listener that others go on accepting from, `take_backlog=False` leaves them the
+        backlog.
         """
         if self._before_drain is None:
             self._before_drain = self.stats.totals()
         self.draining = True
-        self._stop_acceptor(take_backlog=True)
+        self._stop_acceptor(take_backlog=take_backlog)
 
     def shutdown(self, timeout: float | None = None) -> ShutdownReport:
         """Drain gracefully within `timeout` seconds (default: `drain_timeout`), in phases.
@@ -287,8 +298,10 @@ class Server:
             if take_backlog:
                 # A listener closed with connections in its queue resets them. Shrink the
                 # queue first, so few new handshakes complete meanwhile; take what is in it.
-                with contextlib.suppress(OSError):
-                    self._listener.listen(0)
+                # (A shared listener is the supervisor's to shrink: it serves the others too.)
+                if not self._shared:
+                    with contextlib.suppress(OSError):
+                        self._listener.listen(0)
                 self._take_backlog(self._listener)
             self._listener.close()
 
@@ -316,7 +329,37 @@ class Server:
                 self._wait_below_max(max_connections)
                 continue
             poll.poll()
-            self._accept_batch(listener)
+            if self._shared:
+                self._accept_shared(listener)
+            else:
+                self._accept_batch(listener)
+
+    def _accept_shared(self, listener: socket.socket) -> None:
+        # Every process sharing the listener wakes for a new connection; the first to accept
+        # gets it. A process with no free worker waits first, so that a free one gets it;
+        # if none took it meanwhile, all are busy and this one takes its share (admission
+        # control then queues or refuses it as with one process).
+        free = self.pool.max_workers - self.pool.running_hint
+        if free <= 0:
+            free = self._wait_for_a_free_worker(self.config.busy_accept_delay)
+        self._accept_batch(listener, limit=free)
+
+    def _wait_for_a_free_worker(self, delay: float) -> int:
+        """Wait until a worker is free or `delay` has passed; how many to accept then.
+
+        Looked at every 2 ms: a worker that is only finishing a response frees itself
+        within that, and this process takes the connection as an idle one would.
+        """
+        waker = select.poll()
+        waker.register(self._wake_r, select.POLLIN)
+        end = monotonic() + delay
+        while (left := end - monotonic()) > 0:
+            if waker.poll(min(left, 0.002) * 1000) or self._stop_accepting.is_set():
+                return 0
+            free = self.pool.max_workers - self.pool.running_hint
+            if free > 0:
+                return free
+        return 64  # still busy: so is every other process, or it would have taken it
 
     def _wait_below_max(self, max_connections: int) -> None:
         self._below_max.clear()
@@ -324,9 +367,9 @@ class Server:
         if len(self._connections) >= max_connections:
             self._below_max.wait()
 
-    def _accept_batch(self, listener: socket.socket) -> None:
+    def _accept_batch(self, listener: socket.socket, limit: int = 64) -> None:
         # Accepting a batch per wake-up amortises taking the GIL back across connections.
-        for _ in range(64):
+        for _ in range(min(limit, 64)):
             if self._stop_accepting.is_set():
                 return
             try:

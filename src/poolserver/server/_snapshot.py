@@ -9,6 +9,7 @@ them from the same code that answers for one.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Iterable
 from time import monotonic
@@ -59,6 +60,7 @@ def snapshot(server: Server, *, detail: bool = True) -> Snapshot:
     sampler = server.sampler
     data: Snapshot = {
         "version": __version__,
+        "pid": os.getpid(),
         "time": time.time(),
         "uptime": now - server.started_at,
         "draining": server.draining,
@@ -254,6 +256,7 @@ def merge(
         "processes": [
             {
                 "label": label,
+                "pid": data.get("pid"),
                 "ready": data["ready"]["ready"],
                 "live": data["live"]["live"],
                 "draining": data["draining"],
@@ -272,10 +275,13 @@ def merge(
         "live": bool(live),
         "reason": f"{len(live)} of {len(parts)} processes alive",
     }
-    merged["config"] = _sum_fields([d["config"] for _, d in parts], keep=("max_queue_wait",))
+    # With no process serving (all starting, say), zeros: the answers keep their shape.
+    merged["config"] = _sum_fields(
+        [_NO_CONFIG, *(d["config"] for _, d in parts)], keep=("max_queue_wait",)
+    )
     merged["config"]["request_timeout"] = parts[0][1]["config"]["request_timeout"] if parts else 0
-    merged["pool"] = _sum_fields([d["pool"] for _, d in parts])
-    merged["connections"] = _sum_fields([d["connections"] for _, d in parts])
+    merged["pool"] = _sum_fields([_NO_POOL, *(d["pool"] for _, d in parts)])
+    merged["connections"] = _sum_fields([_NO_CONNECTIONS, *(d["connections"] for _, d in parts)])
     waits = [d["recent_queue_wait_p95"] for _, d in parts if d["recent_queue_wait_p95"] is not None]
     merged["recent_queue_wait_p95"] = max(waits) if waits else None  # the worst process's
     if all("timeline" in d for _, d in parts):
@@ -294,6 +300,14 @@ def merge(
             ],
         }
     return merged
+
+
+_NO_CONFIG = {"workers": 0, "queue_size": 0, "request_timeout": 0}
+_NO_POOL: dict[str, float | None] = dict.fromkeys(
+    ("max_workers", "running", "queued", "waiting", "idle", "stuck", "capacity", "busy"), 0
+)
+_NO_POOL["throughput"] = None
+_NO_CONNECTIONS = {"open": 0, "idle": 0, "active": 0}
 
 
 def _merged_readiness(parts: list[tuple[str, Snapshot]], draining: bool) -> dict[str, Any]:
