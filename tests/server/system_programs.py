@@ -13,12 +13,15 @@ import shutil
 import pytest
 
 REQUIRE = "POOLSERVER_REQUIRE_SYSTEM_PROGRAMS"
+# Daemons (nginx, haproxy) live in sbin directories, which a user's PATH often lacks.
+SBIN = os.pathsep.join(["/usr/local/sbin", "/usr/sbin", "/sbin"])
 
 
 def require_program(*names: str) -> str:
-    """The path of the first of `names` found on PATH; else skip (or fail, under REQUIRE)."""
+    """The path of the first of `names` found on PATH or in an sbin directory; else skip (or
+    fail, under REQUIRE)."""
     for name in names:
-        path = shutil.which(name)
+        path = shutil.which(name) or shutil.which(name, path=SBIN)
         if path is not None:
             return path
     reason = f"{' or '.join(names)} not found on PATH"

@@ -340,6 +340,16 @@ def test_sigterm_drains_every_process_and_says_drain_to_the_agent(
     server.wait_for(r"shutting down: draining 2 processes")
     assert agent() == b"drain\n"
     assert server.admin("/readyz") == "draining\n"
+    # New connections are soon refused (while a request still runs); until then, one that
+    # got in is answered, never left in a queue that nobody reads to be reset.
+    deadline = time.monotonic() + 5
+    while True:
+        assert time.monotonic() < deadline, "new connections were never refused"
+        try:
+            status, _ = server.get("/pid")
+        except ConnectionRefusedError:
+            break
+        assert status == 200
     hold.release()  # the held request is answered in full
     assert server.wait() == 0
     assert server.count(r"shut down cleanly") == 1

@@ -418,12 +418,13 @@ class Supervisor:
         self.stopping = True
         self.exit_code = max(self.exit_code, code)
         if self.listener is not None:
-            try:
-                # New connections wait in a short queue while the processes take what is
-                # in it; then they are refused.
+            # New connections wait in a short queue while the processes take what is in it;
+            # once the last process has closed its descriptor, they are refused. The
+            # supervisor's own descriptor must not keep the socket open meanwhile: nobody
+            # would accept what queues, and it would be reset at the end.
+            with contextlib.suppress(OSError):
                 self.listener.listen(0)
-            except OSError as exc:
-                log.debug("listen(0): %s", exc)
+            self.listener.close()
         for process in self.processes.values():
             _kill(process.pid, signal.SIGTERM)
         self.loop.call_later(self.config.drain_timeout + KILL_MARGIN, self._kill_remaining)
