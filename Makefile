@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit test-versions bench bench-pool bench-http bench-overload clean
+.PHONY: serve test lint typecheck unit test-versions bench bench-pool bench-http bench-overload \
+	bench-processes clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,7 +40,7 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
 	$(BENCH_VENV)/bin/python -m pip install -q -e . -r bench/requirements.txt
 	touch $@
 
-bench: bench-pool bench-http bench-overload
+bench: bench-pool bench-http bench-overload bench-processes
 
 bench-pool: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/pool_overhead.py
@@ -51,6 +52,10 @@ bench-http: $(BENCH_VENV)/.installed
 # Open-loop arrivals at 3x capacity, side by side with the peers.
 bench-overload: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/overload_bench.py $(BENCH_ARGS)
+
+# A CPU-bound handler on both cores (unpinned): --processes 2 against 1, beside gunicorn -w 2.
+bench-processes: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/processes_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .venv-3.* build src/*.egg-info .mypy_cache .pytest_cache .ruff_cache .hypothesis

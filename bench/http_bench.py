@@ -3,9 +3,23 @@
 Each server in turn is started pinned to core 0 (`taskset -c 0`), waited for, checked
 (GET / must answer 200 and the app's body), warmed up, measured with wrk pinned to core 1,
 and stopped, so that only one server runs at a time. Servers are interleaved within each
-workload, so that drift on the machine hits them alike. A server that does not start is
+workload, so that drift on the machine hits them alike, in an order that rotates with each
+workload and round, so that none is always measured last. A server that does not start is
 skipped, with the reason and its log. Absolute rates drift between runs (±50% on a shared
 2-core machine); the ratios printed, all from one run, hold.
+
+Servers: poolserver, waitress, gunicorn gthread, cheroot, granian and uvicorn, and
+poolserver-metrics under hello-keepalive only: poolserver with its admin listener on
+(`--admin-port`), which the harness scrapes while wrk measures (GET /metrics once a second,
+as Prometheus would, and GET /readyz once a second, as a load balancer would; each request
+bounded by a 2 s time-out, failures counted). Its rate over poolserver's is the metrics
+overhead. The server counts every request whether or not the admin listener is on, so this
+measures the exposition: the listener and the scrapes.
+
+TIME_WAIT: every connection closed with `Connection: close` leaves a socket in TIME_WAIT for
+60 s, and a machine full of them slows every new connection down. Before each measurement of
+hello-close the harness waits (at most --time-wait-max s) until fewer than
+--time-wait-threshold are left (bench/time_wait.py); each measurement records the count.
 
 Workloads (all by default):
 - hello-keepalive: the hello app, 50 keep-alive connections;
@@ -26,7 +40,7 @@ Writes bench/results/http_bench.{md,json,png}. Run it with the bench venv (`make
 creates it), from anywhere; servers run from the repository's root with it on PYTHONPATH:
 
     .venv-bench/bin/python bench/http_bench.py [--quick] [--servers a,b] [--workloads x,y]
-        [--duration 10] [--rounds 1] [--slow-clients 1000]
+        [--duration 10] [--rounds 1] [--slow-clients 1000] [--time-wait-threshold 2000]
 """
 
 from __future__ import annotations
@@ -56,10 +70,15 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 import background_load
+import time_wait
 from apps import HELLO_BODY, SLEEP_BODY, SLEEP_SECONDS
 from http_report import (
+    METRICS,
+    METRICS_WORKLOAD,
+    REFERENCE,
     Measurement,
     Report,
+    ScrapeStats,
     SlowClientStats,
     chart,
     fill_cells,
@@ -82,6 +101,12 @@ STOP_GRACE_S = 5.0
 WRK_TIMEOUT = "2s"
 # A server is started only once other processes use less than this many cores.
 QUIET_CORES = 0.10
+# poolserver-metrics: what the harness fetches from the admin listener, how often, how long
+# it waits for each answer, and what /metrics must hold.
+SCRAPE_PATHS = ("/metrics", "/readyz")
+SCRAPE_PERIOD_S = 1.0
+SCRAPE_TIMEOUT_S = 2.0
+METRICS_MARK = b"poolserver_"
 
 
 T = TypeVar("T")
@@ -107,6 +132,18 @@ class Server:
     args: Callable[[str, str], list[str]]  # (app target, port) -> command-line arguments
     apps: dict[str, str]  # workload app name -> import target
     distribution: str
+    admin: bool = False  # run with --admin-port on a fresh port, and scrape it while measured
+    only: tuple[str, ...] = ()  # the workloads it is measured under; empty: all
+
+    def measured_under(self, workload: Workload) -> bool:
+        """True if this server runs under `workload` (it serves its app, and is meant to)."""
+        return workload.app in self.apps and (not self.only or workload.name in self.only)
+
+    def skip_reason(self, workload: Workload) -> str:
+        """Why measured_under(workload) is False."""
+        if workload.app not in self.apps:
+            return NOT_SERVED_REASON
+        return f"measured under {', '.join(self.only)} only"
 
     def launcher(self) -> list[str] | None:
         """`python -m module` if the module is runnable, else its console script, else None."""
@@ -122,17 +159,25 @@ class Server:
 
 WSGI_APPS = {"hello": "bench.apps:hello", "sleep10": "bench.apps:sleep10"}
 
+
+def _poolserver_args(app: str, port: str) -> list[str]:
+    return [
+        app,
+        *("--host", HOST, "--port", port),
+        *("--workers", str(THREADS), "--log-level", "warning"),
+    ]
+
+
 SERVERS = [
+    Server("poolserver", "poolserver", _poolserver_args, WSGI_APPS, "poolserver"),
     Server(
+        METRICS,
         "poolserver",
-        "poolserver",
-        lambda app, port: [
-            app,
-            *("--host", HOST, "--port", port),
-            *("--workers", str(THREADS), "--log-level", "warning"),
-        ],
+        _poolserver_args,
         WSGI_APPS,
         "poolserver",
+        admin=True,
+        only=(METRICS_WORKLOAD,),
     ),
     Server(
         "waitress",
@@ -227,6 +272,8 @@ class Settings:
     logs: Path
     quiet_wait: float
     noisy_retries: int
+    time_wait_threshold: int = time_wait.THRESHOLD
+    time_wait_max: float = time_wait.MAX_WAIT_S
 
 
 # ----------------------------------------------------------------------------- processes
@@ -281,9 +328,11 @@ def failure(summary: str, log: Path, lines: int = 15) -> str:
     return f"{summary}; last log line: {last!r} (log: {log})\n{indented}"
 
 
-def wait_until_accepting(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+def wait_until_accepting(
+    process: subprocess.Popen[bytes], port: int, log: Path, deadline: float | None = None
+) -> None:
     """Connect until the server accepts; raise if it exits or the time is up."""
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + START_TIMEOUT_S if deadline is None else deadline
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ServerStartError(failure(f"exited with code {process.returncode}", log))
@@ -301,6 +350,7 @@ class Running:
 
     port: int
     pid: int
+    admin_port: int | None = None
 
 
 @contextlib.contextmanager
@@ -310,9 +360,13 @@ def serving(server: Server, workload: Workload, settings: Settings) -> Iterator[
     if launcher is None:
         raise ServerStartError(f"no runnable module or script named {server.module!r}")
     port = free_port()
+    admin_port = free_port() if server.admin else None
     log = settings.logs / f"{server.name}-{workload.name}.log"
     app = server.apps[workload.app]
-    argv = pinned(SERVER_CORE, [*launcher, *server.args(app, str(port))], settings)
+    args = server.args(app, str(port))
+    if admin_port is not None:
+        args += ["--admin-port", str(admin_port)]
+    argv = pinned(SERVER_CORE, [*launcher, *args], settings)
     with log.open("wb") as out:
         process = subprocess.Popen(
             argv,
@@ -324,8 +378,11 @@ def serving(server: Server, workload: Workload, settings: Settings) -> Iterator[
             start_new_session=True,
         )
     try:
-        wait_until_accepting(process, port, log)
-        yield Running(port, process.pid)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        wait_until_accepting(process, port, log, deadline)
+        if admin_port is not None:
+            wait_until_accepting(process, admin_port, log, deadline)
+        yield Running(port, process.pid, admin_port)
         if process.poll() is not None:
             raise BenchError(failure("died while measured", log))
     finally:
@@ -375,6 +432,75 @@ def closes_when_asked(port: int) -> bool:
         raise BenchError(f"GET / with Connection: close failed: {error!r}") from error
     finally:
         connection.close()
+
+
+# ----------------------------------------------------------------------------- admin scrapes
+
+
+def admin_get(port: int, path: str) -> tuple[int, bytes]:
+    """GET `path` from the admin listener on a new connection: (status, body)."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=SCRAPE_TIMEOUT_S)
+    try:
+        connection.request("GET", path, headers={"Host": "x"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def check_admin(port: int) -> None:
+    """GET /metrics once: raise unless it answers 200 with the server's metrics."""
+    try:
+        status, body = admin_get(port, "/metrics")
+    except (OSError, http.client.HTTPException) as error:
+        raise BenchError(f"GET /metrics failed: {error!r}") from error
+    if status != 200 or METRICS_MARK not in body:
+        raise BenchError(f"GET /metrics answered {status} {body[:80]!r}")
+
+
+class Scraper:
+    """GET each of SCRAPE_PATHS once a period from a thread, until stopped or `limit_s` is up."""
+
+    def __init__(self, port: int, limit_s: float) -> None:
+        self.port = port
+        self.stats = ScrapeStats()
+        self._deadline = time.monotonic() + limit_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+
+    def __enter__(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=len(SCRAPE_PATHS) * SCRAPE_TIMEOUT_S + 1.0)
+
+    def _run(self) -> None:
+        due = time.monotonic()
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            for path in SCRAPE_PATHS:
+                self._fetch(path)
+            due += SCRAPE_PERIOD_S
+            self._stop.wait(max(due - time.monotonic(), 0.0))
+
+    def _fetch(self, path: str) -> None:
+        stats = self.stats
+        started = time.monotonic()
+        try:
+            status, body = admin_get(self.port, path)
+        except (OSError, http.client.HTTPException):
+            status, body = 0, b""
+        stats.slowest_s = max(stats.slowest_s, time.monotonic() - started)
+        if path == "/metrics" and status == 200 and METRICS_MARK in body:
+            stats.metrics_ok += 1
+            stats.metrics_bytes = len(body)
+        elif path == "/readyz" and status == 200:
+            stats.readyz_ready += 1
+        elif path == "/readyz" and status == 503:
+            stats.readyz_not_ready += 1
+        else:
+            stats.failed += 1
 
 
 # ----------------------------------------------------------------------------- wrk
@@ -466,9 +592,15 @@ def run_wrk_watched(
     server: Running, workload: Workload, settings: Settings, measurement: Measurement
 ) -> WrkResult:
     """A measuring wrk run; also records the CPU the server and other processes used."""
+    measurement.time_wait_at_start = time_wait.count()
     before = background_load.read()
     started = time.monotonic()
-    result = run_wrk(server.port, workload, settings.duration, settings)
+    if server.admin_port is None:
+        result = run_wrk(server.port, workload, settings.duration, settings)
+    else:
+        with Scraper(server.admin_port, settings.duration + 5.0) as scraper:
+            result = run_wrk(server.port, workload, settings.duration, settings)
+        measurement.scrapes = scraper.stats
     after = background_load.read()
     seconds = time.monotonic() - started
     foreign = background_load.foreign_cores(before, after, seconds)
@@ -518,11 +650,25 @@ def measure_with_slow_clients(
 # ----------------------------------------------------------------------------- one cell
 
 
+def wait_for_time_wait(workload: Workload, settings: Settings, measurement: Measurement) -> None:
+    """Before a workload that closes its connections: wait (bounded) for TIME_WAIT to drain."""
+    if not workload.close:
+        return
+    waited = time_wait.wait_below(settings.time_wait_threshold, settings.time_wait_max)
+    measurement.time_wait_found = waited.before
+    measurement.time_wait_waited_s = waited.seconds
+    print(waited.describe(settings.time_wait_threshold), end="", flush=True)
+
+
 def measure(server: Server, workload: Workload, settings: Settings, round_: int) -> Measurement:
-    """Start, check, warm up, measure and stop one server under one workload."""
+    """Wait for the machine, start, check, warm up, measure and stop one server."""
     measurement = Measurement(server.name, workload.name, round_, status="ok")
+    wait_for_time_wait(workload, settings, measurement)
+    wait_for_quiet(settings)
     with serving(server, workload, settings) as running:
         measurement.keepalive = check_response(running.port, EXPECTED_BODY[workload.app])
+        if running.admin_port is not None:
+            check_admin(running.admin_port)
         if workload.close:
             measurement.closes = closes_when_asked(running.port)
         run_wrk(running.port, workload, settings.warmup, settings)
@@ -542,6 +688,10 @@ def describe(m: Measurement) -> str:
         text = f"alone {m.alone.good_per_s:,.0f} req/s, with slow clients {text}"
     if m.slow is not None:
         text += f" ({m.slow.open_min}-{m.slow.open_max} slow connections open)"
+    if m.scrapes is not None:
+        text += f" ({m.scrapes.answered} scrapes answered, {m.scrapes.failed} failed)"
+    if m.time_wait_at_start:
+        text += f", TIME_WAIT {m.time_wait_at_start:,} at start"
     errors = m.wrk.socket_errors + m.wrk.non_2xx
     text += f", {errors:,} errors/non-2xx" if errors else ""
     return text + (f", others used {m.foreign_cores:.2f} cores" if noisy(m) else "")
@@ -550,12 +700,18 @@ def describe(m: Measurement) -> str:
 def run_all(
     servers: Sequence[Server], workloads: Sequence[Workload], settings: Settings
 ) -> list[Measurement]:
-    """Every server under every workload, workload by workload, for each round."""
+    """Every server under every workload, workload by workload, for each round.
+
+    The order of the servers rotates from one workload and round to the next, so that none is
+    always measured last (when the machine has been loaded longest); poolserver-metrics goes
+    beside poolserver, after it in odd rounds and before it in even ones.
+    """
     results: list[Measurement] = []
     broken: dict[str, str] = {}  # server -> why it did not start: not tried again
     for round_ in range(1, settings.rounds + 1):
-        for workload in workloads:
-            for server in servers:
+        for index, workload in enumerate(workloads):
+            shift = (round_ - 1) * len(workloads) + index
+            for server in rotated(servers, workload, shift, variant_first=round_ % 2 == 0):
                 print(f"[{round_}] {workload.name:<16} {server.name:<17} ", end="", flush=True)
                 m = _measure_or_skip(server, workload, settings, round_, broken)
                 results.append(m)
@@ -565,15 +721,38 @@ def run_all(
     return results
 
 
+def rotated(
+    servers: Sequence[Server], workload: Workload, shift: int, variant_first: bool = False
+) -> list[Server]:
+    """The servers measured under `workload`, rotated by `shift`, then those skipped.
+
+    poolserver-metrics is measured right beside poolserver (after it, or before it if
+    `variant_first`), so that the drift between the two, whose ratio is the metrics
+    overhead, is as small as it can be.
+    """
+    measured = [s for s in servers if s.measured_under(workload)]
+    skipped = [s for s in servers if not s.measured_under(workload)]
+    if not measured:
+        return skipped
+    shift %= len(measured)
+    order = [*measured[shift:], *measured[:shift]]
+    names = [s.name for s in order]
+    if METRICS in names and REFERENCE in names:
+        variant = order.pop(names.index(METRICS))
+        reference = [s.name for s in order].index(REFERENCE)
+        order.insert(reference if variant_first else reference + 1, variant)
+    return [*order, *skipped]
+
+
 def _measure_or_skip(
     server: Server, workload: Workload, settings: Settings, round_: int, broken: dict[str, str]
 ) -> Measurement:
-    if workload.app not in server.apps:
-        return Measurement(server.name, workload.name, round_, "skipped", NOT_SERVED_REASON)
+    if not server.measured_under(workload):
+        reason = server.skip_reason(workload)
+        return Measurement(server.name, workload.name, round_, "skipped", reason)
     if server.name in broken:
         return Measurement(server.name, workload.name, round_, "skipped", broken[server.name])
     try:
-        wait_for_quiet(settings)
         measurement = measure(server, workload, settings, round_)
     except ServerStartError as error:
         broken[server.name] = f"did not start: {str(error).splitlines()[0]}"
@@ -594,7 +773,6 @@ def _remeasure_if_noisy(
             break
         print(f"(noisy: {describe(measurement)}; again) ", end="", flush=True)
         try:
-            wait_for_quiet(settings)
             again = measure(server, workload, settings, measurement.round)
         except (BenchError, WrkOutputError) as error:
             print(f"(failed again: {str(error).splitlines()[0]}) ", end="")
@@ -625,10 +803,10 @@ def commands(servers: Sequence[Server], settings: Settings) -> dict[str, str]:
     for server in servers:
         launcher = server.launcher() or [server.module]
         launcher = ["python", *launcher[1:]] if launcher[0] == sys.executable else launcher
-        argv = pinned(
-            SERVER_CORE, [*launcher, *server.args(server.apps["hello"], "PORT")], settings
-        )
-        shown[server.name] = shlex.join(argv)
+        args = server.args(server.apps["hello"], "PORT")
+        if server.admin:
+            args += ["--admin-port", "ADMIN_PORT"]
+        shown[server.name] = shlex.join(pinned(SERVER_CORE, [*launcher, *args], settings))
     return shown
 
 
@@ -651,6 +829,8 @@ def build_report(
         slow_clients=settings.slow_clients,
         versions=versions(servers),
         commands=commands(servers, settings),
+        time_wait_threshold=settings.time_wait_threshold,
+        time_wait_max_s=settings.time_wait_max,
     )
     fill_cells(report, results)
     return report
@@ -727,6 +907,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="measure again when other processes took over 0.15 cores meanwhile",
     )
+    parser.add_argument(
+        "--time-wait-threshold",
+        type=int,
+        default=time_wait.THRESHOLD,
+        help="before a close workload, wait until fewer sockets than this are in TIME_WAIT",
+    )
+    parser.add_argument(
+        "--time-wait-max",
+        type=float,
+        default=time_wait.MAX_WAIT_S,
+        help="seconds to wait for TIME_WAIT at most",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--logs", type=Path, help="where server logs go (default: a temp dir)")
     parser.add_argument(
@@ -757,6 +949,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         logs=logs,
         quiet_wait=max(args.quiet_wait, 0.0),
         noisy_retries=max(args.noisy_retries, 0),
+        time_wait_threshold=max(args.time_wait_threshold, 0),
+        time_wait_max=max(args.time_wait_max, 0.0),
     )
 
 

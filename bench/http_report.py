@@ -16,6 +16,12 @@ from typing import Any
 from wrk_output import WrkResult
 
 REFERENCE = "poolserver"
+# poolserver with its admin listener on and scraped while measured: compared with REFERENCE on
+# one workload only, as the metrics overhead, and left out of the peer ratios.
+METRICS = "poolserver-metrics"
+METRICS_WORKLOAD = "hello-keepalive"
+METRICS_TOLERANCE = 0.05  # the target: metrics on within 5% of metrics off
+VARIANTS = frozenset({METRICS})
 # A cell is flagged when more than this share of its requests failed or came back non-2xx.
 ERROR_FLAG_SHARE = 0.001
 # ... or when other processes used more than this many cores while it was measured: on two
@@ -32,6 +38,23 @@ class SlowClientStats:
     open_min: int | None = None
     open_max: int | None = None
     closed_by_server: int | None = None
+
+
+@dataclass
+class ScrapeStats:
+    """What the harness's scraper got from the admin listener while wrk was measuring."""
+
+    metrics_ok: int = 0  # GET /metrics answered 200
+    readyz_ready: int = 0  # GET /readyz answered 200
+    readyz_not_ready: int = 0  # GET /readyz answered 503: a balancer would have held traffic
+    failed: int = 0  # no answer in time, a refused or reset connection, or another status
+    slowest_s: float = 0.0
+    metrics_bytes: int = 0  # the size of the last /metrics page
+
+    @property
+    def answered(self) -> int:
+        """Scrapes that got an expected answer."""
+        return self.metrics_ok + self.readyz_ready + self.readyz_not_ready
 
 
 @dataclass
@@ -53,6 +76,12 @@ class Measurement:
     foreign_cores: float | None = None
     server_cores: float | None = None
     load_cores: float | None = None  # wrk, the slow clients and the harness
+    scrapes: ScrapeStats | None = None  # poolserver-metrics: the admin scrapes meanwhile
+    # Sockets in TIME_WAIT: when the harness began to wait for them to go (close workloads
+    # only), how long it waited, and how many there were as the measuring wrk run began.
+    time_wait_found: int | None = None
+    time_wait_waited_s: float | None = None
+    time_wait_at_start: int | None = None
 
     @property
     def rate(self) -> float | None:
@@ -75,6 +104,10 @@ class Measurement:
             "wrk": None if self.wrk is None else self.wrk.to_json(),
             "alone": None if self.alone is None else self.alone.to_json(),
             "slow_clients": None if self.slow is None else vars(self.slow),
+            "scrapes": None if self.scrapes is None else vars(self.scrapes),
+            "time_wait_found": self.time_wait_found,
+            "time_wait_waited_s": self.time_wait_waited_s,
+            "time_wait_at_start": self.time_wait_at_start,
         }
 
     @classmethod
@@ -85,6 +118,7 @@ class Measurement:
             return None if data.get(key) is None else WrkResult.from_json(data[key])
 
         slow = data.get("slow_clients")
+        scrapes = data.get("scrapes")
         return cls(
             server=data["server"],
             workload=data["workload"],
@@ -99,6 +133,10 @@ class Measurement:
             foreign_cores=data.get("foreign_cores"),
             server_cores=data.get("server_cores"),
             load_cores=data.get("load_cores"),
+            scrapes=None if scrapes is None else ScrapeStats(**scrapes),
+            time_wait_found=data.get("time_wait_found"),
+            time_wait_waited_s=data.get("time_wait_waited_s"),
+            time_wait_at_start=data.get("time_wait_at_start"),
         )
 
 
@@ -118,6 +156,10 @@ class Report:
     versions: dict[str, str] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)
     cells: dict[tuple[str, str], Measurement] = field(default_factory=dict)
+    # METRICS / REFERENCE under METRICS_WORKLOAD, round by round (rounds with both figures).
+    metrics_ratios: list[tuple[int, float]] = field(default_factory=list)
+    time_wait_threshold: int | None = None
+    time_wait_max_s: float | None = None
 
     def cell(self, workload: str, server: str) -> Measurement | None:
         """The (median) measurement of `server` under `workload`, if any."""
@@ -131,6 +173,24 @@ def fill_cells(report: Report, results: Sequence[Measurement]) -> None:
             samples = [m for m in results if (m.workload, m.server) == (workload, server)]
             if samples:
                 report.cells[(workload, server)] = median_measurement(samples)
+    report.metrics_ratios = paired_ratios(results, METRICS_WORKLOAD, METRICS, REFERENCE)
+
+
+def paired_ratios(
+    results: Sequence[Measurement], workload: str, ours: str, theirs: str
+) -> list[tuple[int, float]]:
+    """(round, rate of `ours` / rate of `theirs`) for each round in which both have a rate."""
+    rates: dict[tuple[str, int], float] = {
+        (m.server, m.round): m.rate
+        for m in results
+        if m.workload == workload and m.rate is not None
+    }
+    rounds = sorted({r for (_, r) in rates})
+    return [
+        (r, rates[(ours, r)] / rates[(theirs, r)])
+        for r in rounds
+        if (ours, r) in rates and rates.get((theirs, r))
+    ]
 
 
 def report_json(report: Report, results: Sequence[Measurement], platform: str) -> dict[str, Any]:
@@ -146,6 +206,8 @@ def report_json(report: Report, results: Sequence[Measurement], platform: str) -
         "workloads": report.workloads,
         "slow_clients": report.slow_clients,
         "sleep_bound_per_s": report.sleep_bound,
+        "time_wait_threshold": report.time_wait_threshold,
+        "time_wait_max_s": report.time_wait_max_s,
         "versions": report.versions,
         "commands": report.commands,
         "measurements": [m.to_json() for m in results],
@@ -168,6 +230,8 @@ def report_from_json(raw: dict[str, Any]) -> Report:
         slow_clients=raw["slow_clients"],
         versions=raw["versions"],
         commands=raw["commands"],
+        time_wait_threshold=raw.get("time_wait_threshold"),
+        time_wait_max_s=raw.get("time_wait_max_s"),
     )
     fill_cells(report, results)
     return report
@@ -365,9 +429,118 @@ def _error_rows(report: Report) -> list[list[str]]:
     return rows
 
 
+def metrics_overhead(report: Report) -> float | None:
+    """METRICS / REFERENCE under METRICS_WORKLOAD, from the median cells; None if either lacks."""
+    ours = _rate_of(report.cell(METRICS_WORKLOAD, METRICS))
+    theirs = _rate_of(report.cell(METRICS_WORKLOAD, REFERENCE))
+    return None if ours is None or not theirs else ours / theirs
+
+
+def _metrics_section(report: Report) -> list[str]:
+    if METRICS not in report.servers or REFERENCE not in report.servers:
+        return []
+    off, on = report.cell(METRICS_WORKLOAD, REFERENCE), report.cell(METRICS_WORKLOAD, METRICS)
+    ratio = metrics_overhead(report)
+    floor = 1 - METRICS_TOLERANCE
+    if ratio is None:
+        verdict = "no figure"
+    else:
+        verdict = f"{ratio:.3f}x: {'met' if ratio >= floor else 'not met'}"
+        if ratio < floor:
+            verdict += f", {(floor - ratio) * 100:.1f} points short"
+    lines = [
+        "",
+        f"## Metrics overhead ({METRICS_WORKLOAD})",
+        "",
+        f"{METRICS} is {REFERENCE} with its admin listener on (`--admin-port`); while wrk "
+        "measured, the harness (on the load core) fetched `/metrics` once a second, as "
+        "Prometheus would, and `/readyz` once a second, as a load balancer would. The server "
+        "counts every request whether or not the admin listener is on (the counts feed "
+        "Retry-After, readiness and the drain report), so what this measures is the "
+        "exposition: the admin listener and the scrapes.",
+        "",
+        *_table(
+            ["", "good req/s", "p99"],
+            [
+                [f"{REFERENCE} (metrics off)", _rate_cell_of(off), _p99(off, _main(off))],
+                [f"{METRICS} (metrics on, scraped)", _rate_cell_of(on), _p99(on, _main(on))],
+            ],
+        ),
+        "",
+        f"**Metrics overhead: {METRICS} / {REFERENCE} = {verdict}** (target: within "
+        f"{METRICS_TOLERANCE:.0%}, i.e. at least {floor:.2f}x).",
+    ]
+    if len(report.metrics_ratios) > 1:
+        lines += [
+            "",
+            "Round by round: "
+            + ", ".join(f"{ratio:.3f}x (round {r})" for r, ratio in report.metrics_ratios)
+            + ".",
+        ]
+    scrapes = None if on is None else on.scrapes
+    if scrapes is not None:
+        lines += [
+            "",
+            f"Scrapes while measured: `/metrics` {scrapes.metrics_ok:,} answered 200 "
+            f"({scrapes.metrics_bytes:,} bytes each), `/readyz` {scrapes.readyz_ready:,} ready "
+            f"and {scrapes.readyz_not_ready:,} not ready (503), {scrapes.failed:,} failed; "
+            f"the slowest took {_ms(scrapes.slowest_s)}.",
+        ]
+    return lines
+
+
+def _rate_cell_of(m: Measurement | None) -> str:
+    return _rate_cell(m, _main(m))
+
+
+def _time_wait_rows(report: Report) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for workload in report.workloads:
+        row = [workload]
+        for server in report.servers:
+            m = report.cell(workload, server)
+            if m is None or m.wrk is None or m.time_wait_at_start is None:
+                row.append(_missing(m) if m is None or m.wrk is None else "—")
+                continue
+            text = f"{m.time_wait_at_start:,}"
+            if m.time_wait_waited_s is not None and m.time_wait_waited_s >= 1.0:
+                text += f" (waited {m.time_wait_waited_s:.0f} s, from {m.time_wait_found or 0:,})"
+            row.append(text)
+        rows.append(row)
+    return rows
+
+
+def _time_wait_section(report: Report) -> list[str]:
+    rows = _time_wait_rows(report)
+    if not any(cell[:1].isdigit() for row in rows for cell in row[1:]):
+        return []  # a run from before these counts were kept
+    threshold = report.time_wait_threshold
+    waits = (
+        f"Before each measurement of a workload that closes its connections, the harness waited "
+        f"(at most {report.time_wait_max_s or 0:.0f} s) until fewer than {threshold:,} were "
+        "left; (waited N s, from M) says when it had to. "
+        if threshold is not None
+        else ""
+    )
+    return [
+        "",
+        "## Sockets in TIME_WAIT when each measurement began",
+        "",
+        "A connection closed by the server leaves a socket in TIME_WAIT for 60 s, and a machine "
+        "full of them makes every new connection slower. " + waits + "The count is taken as "
+        "the measuring wrk run starts, so it includes the warm-up's connections. Servers are "
+        "measured in an order that rotates with each workload and round, so that none is "
+        "always last.",
+        "",
+        *_table(["workload", *report.servers], rows),
+    ]
+
+
 def _notes(report: Report) -> list[str]:
     notes: list[str] = []
     for (workload, server), m in report.cells.items():
+        if m.status == "skipped" and server in VARIANTS:
+            continue  # measured under one workload only, by design
         if m.status != "ok":
             notes.append(f"- {server}, {workload}: {m.status}: {m.reason.splitlines()[0]}")
         elif m.keepalive is False and workload != "hello-close":
@@ -435,7 +608,7 @@ def markdown(report: Report) -> str:
         "",
         *_table(["workload", *report.servers], _rate_rows(report)),
     ]
-    peers = [s for s in report.servers if s != REFERENCE]
+    peers = [s for s in report.servers if s != REFERENCE and s not in VARIANTS]
     if REFERENCE in report.servers and peers:
         lines += [
             "",
@@ -445,6 +618,7 @@ def markdown(report: Report) -> str:
                 ["workload", *(f"{REFERENCE} / {p}" for p in peers)], _ratio_rows(report, peers)
             ),
         ]
+    lines += _metrics_section(report)
     lines += [
         "",
         "## p99 latency (wrk --latency, completed requests only)",
@@ -471,6 +645,7 @@ def markdown(report: Report) -> str:
             "",
             *_table(["", *report.servers], _slow_rows(report)),
         ]
+    lines += _time_wait_section(report)
     notes = _notes(report)
     if notes:
         lines += ["", "## Notes", "", *notes]
@@ -482,6 +657,7 @@ def markdown(report: Report) -> str:
 # ----------------------------------------------------------------------------- chart
 
 HIGHLIGHT = "#d62728"
+VARIANT = "#f0a0a0"
 PEER = "#5b7a99"
 
 
@@ -489,10 +665,27 @@ def _short(value: float) -> str:
     return f"{value / 1000:.1f}k" if value >= 10_000 else f"{value:,.0f}"
 
 
+def _color(server: str) -> str:
+    if server == REFERENCE:
+        return HIGHLIGHT
+    return VARIANT if server in VARIANTS else PEER
+
+
+def _panel_servers(report: Report, workload: str) -> list[str]:
+    """The servers drawn in one panel: a variant only where it was measured."""
+    shown: list[str] = []
+    for server in report.servers:
+        m = report.cell(workload, server)
+        if server not in VARIANTS or (m is not None and m.status != "skipped"):
+            shown.append(server)
+    return shown
+
+
 def _bar_panel(axis: Any, report: Report, workload: str) -> None:
-    xs = range(len(report.servers))
-    colors = [HIGHLIGHT if s == REFERENCE else PEER for s in report.servers]
-    cells = [report.cell(workload, s) for s in report.servers]
+    servers = _panel_servers(report, workload)
+    xs = range(len(servers))
+    colors = [_color(s) for s in servers]
+    cells = [report.cell(workload, s) for s in servers]
     rates = [_good(_main(m)) for m in cells]
     if workload == "slow-clients":
         alone = [_good(_alone(m)) for m in cells]
@@ -537,11 +730,22 @@ def _bar_panel(axis: Any, report: Report, workload: str) -> None:
             xytext=(0, -3 if inside else 2),
         )
     axis.set_xticks(list(xs))
-    axis.set_xticklabels(report.servers, rotation=30, ha="right", fontsize=9)
+    axis.set_xticklabels(servers, rotation=30, ha="right", fontsize=9)
     for tick in axis.get_xticklabels():
-        if tick.get_text() == REFERENCE:
+        if tick.get_text() == REFERENCE or tick.get_text() in VARIANTS:
             tick.set_fontweight("bold")
             tick.set_color(HIGHLIGHT)
+    if workload == METRICS_WORKLOAD and (ratio := metrics_overhead(report)) is not None:
+        axis.text(
+            0.01,
+            0.98,
+            f"metrics overhead: {METRICS} / {REFERENCE} = {ratio:.3f}x "
+            f"(target ≥ {1 - METRICS_TOLERANCE:.2f}x)",
+            transform=axis.transAxes,
+            ha="left",
+            va="top",
+            fontsize=8,
+        )
     axis.set_ylabel("good responses / s")
     axis.yaxis.set_major_formatter(
         importlib.import_module("matplotlib.ticker").StrMethodFormatter("{x:,.0f}")

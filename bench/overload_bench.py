@@ -25,6 +25,13 @@ Retry-After, client time-outs, resets, refusals, other errors, the achieved offe
 for poolserver PASS/FAIL against its targets, and the kernel's TCP counters (bench/
 tcp_counters.py), which tell a full accept queue from a full machine.
 
+TIME_WAIT: every request's connection leaves a socket in TIME_WAIT for 60 s, up to ~50,000 a
+server, and a machine full of them slows every new connection down. Before each server the
+harness waits (at most --time-wait-max s) until fewer than --time-wait-threshold are left
+(bench/time_wait.py), and records the count as the arrivals begin. The servers' order can be
+turned with --rotate N (start at the Nth), so that successive runs do not measure the same
+server last.
+
 Other processes' CPU time is measured during the arrivals (bench/background_load.py): the
 harness waits (up to --quiet-wait) for a quiet machine before each server, measures a server
 again once if others took over 0.15 cores meanwhile (until --retry-budget seconds into the
@@ -32,7 +39,8 @@ run), keeps the quieter measurement, and flags what stays noisy: on two cores, a
 neighbour makes the generator late and the servers slow.
 
 Writes bench/results/overload_bench.{md,json,png}. Run it with the bench venv, from anywhere:
-about 3.5 minutes on a quiet machine, up to ~6 with every retry:
+about 3.5 minutes on a quiet machine plus up to a minute per server for TIME_WAIT to drain,
+more with every retry:
 
     .venv-bench/bin/python bench/overload_bench.py [--servers a,b] [--no-baseline]
         [--rate 4800] [--duration 10] [--timeout 10] [--uvicorn-limit 17] [--noisy-retries 1]
@@ -63,6 +71,7 @@ from pathlib import Path
 import background_load
 import http_bench
 import tcp_counters
+import time_wait
 from apps import SLEEP_BODY, SLEEP_SECONDS
 from http_bench import (
     HOST,
@@ -164,6 +173,8 @@ class Options:
     quiet_wait: float
     noisy_retries: int
     retry_budget: float  # seconds from the start after which no measurement is repeated
+    time_wait_threshold: int = time_wait.THRESHOLD
+    time_wait_max: float = time_wait.MAX_WAIT_S
 
     def http_settings(self) -> http_bench.Settings:
         """What http_bench's helpers (serving, wait_for_quiet) read of a run's settings."""
@@ -234,6 +245,7 @@ def _sleep_until(moment: float) -> None:
 def loaded(name: str, running: Running, options: Options) -> Row:
     """The measured load on a running server, with the CPU used during the arrivals."""
     counted = tcp_counters.read()
+    waiting = time_wait.count()
     run = start_load(
         HOST,
         running.port,
@@ -260,19 +272,25 @@ def loaded(name: str, running: Running, options: Options) -> Row:
         generator_cores=max(everything_ours - server, 0.0),  # the generator, and us
         foreign_cores=background_load.foreign_cores(before, after, seconds),
         kernel=kernel,
+        time_wait_at_start=waiting,
     )
 
 
 def measure(name: str, serve: Serve, body: bytes, options: Options) -> Row:
     """Start a server, check it, warm it up, load it, stop it; a failed row if any step fails."""
+    waited = time_wait.wait_below(options.time_wait_threshold, options.time_wait_max)
+    print(waited.describe(options.time_wait_threshold), end="", flush=True)
     try:
         http_bench.wait_for_quiet(options.http_settings())
         with serve() as running:
             http_bench.check_response(running.port, body)
             warm_up(running.port, options)
-            return loaded(name, running, options)
+            row = loaded(name, running, options)
     except BenchError as error:
-        return Row(name, "failed", reason=str(error))
+        row = Row(name, "failed", reason=str(error))
+    row.time_wait_found = waited.before
+    row.time_wait_waited_s = waited.seconds
+    return row
 
 
 def measure_quietest(
@@ -299,17 +317,22 @@ def describe(row: Row) -> str:
         f"offered {s.achieved_rate:,.0f}/s, goodput {s.goodput:,.0f}/s, "
         f"p99 {(s.ok_p99_s or 0) * 1000:,.0f} ms, 503 {s.rejected:,} "
         f"({s.rejected_retry_after:,} Retry-After), time-outs {s.timeouts:,}, "
-        f"server {row.server_cores or 0:.2f} cores"
+        f"server {row.server_cores or 0:.2f} cores, TIME_WAIT {row.time_wait_at_start or 0:,} "
+        "at start"
     )
 
 
-def run_all(chosen: Sequence[Server], baseline: bool, options: Options) -> list[Row]:
-    """The baseline (if asked), then every chosen server, one at a time."""
+def run_all(
+    chosen: Sequence[Server], baseline: bool, options: Options, rotate: int = 0
+) -> list[Row]:
+    """The baseline (if asked), then every chosen server, one at a time, from the `rotate`th."""
     settings = options.http_settings()
     plan: list[tuple[str, Serve, bytes]] = []
     if baseline:
         plan.append((BASELINE, lambda: nginx_serving(options), BASELINE_BODY))
-    plan.extend((s.name, _server_context(s, settings), SLEEP_BODY) for s in chosen)
+    shift = rotate % len(chosen) if chosen else 0
+    order = [*chosen[shift:], *chosen[:shift]]
+    plan.extend((s.name, _server_context(s, settings), SLEEP_BODY) for s in order)
     rows: list[Row] = []
     retry_until = time.monotonic() + options.retry_budget
     for name, serve, body in plan:
@@ -377,6 +400,8 @@ def build_report(
         max_queue_wait_s=MAX_QUEUE_WAIT_S,
         uvicorn_limit=options.uvicorn_limit,
         pinned=options.pin,
+        time_wait_threshold=options.time_wait_threshold,
+        time_wait_max_s=options.time_wait_max,
         command=command,
         versions=versions(chosen, baseline),
         commands=commands(chosen, options),
@@ -435,6 +460,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=200.0,
         help="seconds into the run after which no server is measured again",
     )
+    parser.add_argument(
+        "--time-wait-threshold",
+        type=int,
+        default=time_wait.THRESHOLD,
+        help="before each server, wait until fewer sockets than this are in TIME_WAIT",
+    )
+    parser.add_argument(
+        "--time-wait-max",
+        type=float,
+        default=time_wait.MAX_WAIT_S,
+        help="seconds to wait for TIME_WAIT at most",
+    )
+    parser.add_argument(
+        "--rotate",
+        type=int,
+        default=0,
+        help="start with the Nth server (after the baseline), then go round",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--logs", type=Path, help="where server logs go (default: a temp dir)")
     parser.add_argument(
@@ -477,6 +520,8 @@ def options_from(args: argparse.Namespace) -> Options:
         quiet_wait=max(args.quiet_wait, 0.0),
         noisy_retries=max(args.noisy_retries, 0),
         retry_budget=args.retry_budget,
+        time_wait_threshold=max(args.time_wait_threshold, 0),
+        time_wait_max=max(args.time_wait_max, 0.0),
     )
 
 
@@ -494,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         # The harness waits on the generator's side, off the server's core.
         os.sched_setaffinity(0, {LOAD_CORE})
     print(f"open files limit {limit}; server logs in {options.logs}", flush=True)
-    rows = run_all(chosen, baseline, options)
+    rows = run_all(chosen, baseline, options, args.rotate)
     command = shlex.join(
         ["python", "bench/overload_bench.py", *(sys.argv[1:] if argv is None else argv)]
     )

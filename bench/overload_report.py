@@ -286,6 +286,11 @@ class Row:
     generator_cores: float | None = None
     foreign_cores: float | None = None
     kernel: dict[str, int] = field(default_factory=dict)  # TCP counters' growth (tcp_counters)
+    # Sockets in TIME_WAIT: when the harness began to wait for them to go, how long it
+    # waited, and how many there were as the arrivals began (bench/time_wait.py).
+    time_wait_found: int | None = None
+    time_wait_waited_s: float | None = None
+    time_wait_at_start: int | None = None
 
     def noisy(self) -> bool:
         """True if other processes used a noticeable share of the machine meanwhile."""
@@ -319,6 +324,8 @@ class Report:
     versions: dict[str, str]
     commands: dict[str, str]
     rows: list[Row] = field(default_factory=list)
+    time_wait_threshold: int | None = None
+    time_wait_max_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Everything, JSON-ready, with each poolserver row's targets."""
@@ -428,9 +435,19 @@ def _where_rows(report: Report) -> list[list[str]]:
                     f"{row.kernel[k]:,}" if k in row.kernel else "—"
                     for k in ("listen_overflows", "syn_retransmits", "softnet_drops")
                 ),
+                _time_wait(row),
             ]
         )
     return rows
+
+
+def _time_wait(row: Row) -> str:
+    if row.time_wait_at_start is None:
+        return "—"
+    text = f"{row.time_wait_at_start:,}"
+    if row.time_wait_waited_s is not None and row.time_wait_waited_s >= 1.0:
+        text += f" (waited {row.time_wait_waited_s:.0f} s, from {row.time_wait_found or 0:,})"
+    return text
 
 
 def _timeline_tables(report: Report) -> list[str]:
@@ -561,7 +578,16 @@ def markdown(report: Report) -> str:
         "backlog shows here as SYN retransmits at 1 s, 3 s, 7 s; a long wait *in* the backlog "
         "shows only in the response times). Kernel counters, machine-wide, over the run: SYNs "
         "dropped because the server's accept queue was full, SYNs sent again, and packets "
-        "dropped because a CPU's input queue was full (the machine's doing, not the server's).",
+        "dropped because a CPU's input queue was full (the machine's doing, not the server's). "
+        "TIME_WAIT: sockets in TIME_WAIT as the arrivals began (each closed connection leaves "
+        "one for 60 s; a machine full of them slows new connections down)"
+        + (
+            f"; before each server the harness waited, at most {report.time_wait_max_s or 0:.0f}"
+            f" s, until fewer than {report.time_wait_threshold:,} were left"
+            if report.time_wait_threshold is not None
+            else ""
+        )
+        + ".",
         "",
         *_table(
             [
@@ -572,6 +598,7 @@ def markdown(report: Report) -> str:
                 f"200s within {PROMPT_S:g} s",
                 "200s completed after the arrivals",
                 "kernel: listen overflows / SYN retransmits / input drops",
+                "TIME_WAIT at start",
             ],
             _where_rows(report),
         ),
