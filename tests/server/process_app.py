@@ -2,6 +2,8 @@
 
 - `/hold?port=N`: connects to 127.0.0.1:N, sends the first line of its answer (the process's
   pid), then holds its worker until the test closes that connection.
+- `/imported`: the pid of the process that imported this module (the supervisor's with
+  `--preload`).
 - anything else: the pid of the process, as the whole body.
 """
 
@@ -13,6 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
+IMPORTED_BY = os.getpid()
+
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """The WSGI application."""
@@ -21,7 +25,8 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         port = int(parse_qs(environ["QUERY_STRING"])["port"][0])
         start_response("200 OK", [("Content-Type", "text/plain")])
         return _hold(port)
-    body = f"{os.getpid()}\n".encode()
+    pid = IMPORTED_BY if environ["PATH_INFO"] == "/imported" else os.getpid()
+    body = f"{pid}\n".encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 

@@ -310,6 +310,21 @@ def test_max_requests_recycles_a_process(servers: list[Supervised]) -> None:
     server.wait_for(rf"process p1 \(pid {first}\) exited with code 0 after draining")
 
 
+@pytest.mark.parametrize("preload", [True, False])
+def test_preload_imports_the_application_once_before_forking(
+    servers: list[Supervised], preload: bool
+) -> None:
+    server = run(servers, "--processes", "2", *(["--preload"] if preload else []))
+    server.wait_for(r"process p2 \(pid \d+\) serving")
+    server.wait_for(r"process p1 \(pid \d+\) serving")
+    importers = {int(server.get("/imported")[1]) for _ in range(10)}
+    if preload:
+        assert importers == {server.process.pid}
+    else:
+        assert importers <= set(server.pids())
+        assert server.process.pid not in importers
+
+
 def test_an_application_that_does_not_load_stops_the_supervisor(
     servers: list[Supervised],
 ) -> None:
