@@ -784,16 +784,24 @@ def _remeasure_if_noisy(
 # ----------------------------------------------------------------------------- output
 
 
+def installed_version(distribution: str) -> str:
+    """The installed version of a Python distribution, or "not installed"."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def wrk_version() -> str:
+    """wrk's version, as it prints it."""
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    return (wrk.stdout or wrk.stderr).split(" [")[0].removeprefix("wrk ").strip()
+
+
 def versions(servers: Sequence[Server]) -> dict[str, str]:
     """Installed versions of the servers measured, and of wrk."""
-    found: dict[str, str] = {}
-    for server in servers:
-        try:
-            found[server.name] = importlib.metadata.version(server.distribution)
-        except importlib.metadata.PackageNotFoundError:
-            found[server.name] = "not installed"
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
-    found["wrk"] = (wrk.stdout or wrk.stderr).split(" [")[0].removeprefix("wrk ").strip()
+    found = {server.name: installed_version(server.distribution) for server in servers}
+    found["wrk"] = wrk_version()
     return found
 
 
@@ -907,18 +915,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="measure again when other processes took over 0.15 cores meanwhile",
     )
-    parser.add_argument(
-        "--time-wait-threshold",
-        type=int,
-        default=time_wait.THRESHOLD,
-        help="before a close workload, wait until fewer sockets than this are in TIME_WAIT",
-    )
-    parser.add_argument(
-        "--time-wait-max",
-        type=float,
-        default=time_wait.MAX_WAIT_S,
-        help="seconds to wait for TIME_WAIT at most",
-    )
+    time_wait.add_arguments(parser, before="before a close workload")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--logs", type=Path, help="where server logs go (default: a temp dir)")
     parser.add_argument(

@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.metadata
 import json
 import os
 import platform
@@ -352,12 +351,7 @@ def _server_context(server: Server, settings: http_bench.Settings) -> Serve:
 
 def versions(chosen: Sequence[Server], baseline: bool) -> dict[str, str]:
     """Installed versions of the servers measured (and of nginx)."""
-    found: dict[str, str] = {}
-    for server in chosen:
-        try:
-            found[server.name] = importlib.metadata.version(server.distribution)
-        except importlib.metadata.PackageNotFoundError:
-            found[server.name] = "not installed"
+    found = {server.name: http_bench.installed_version(server.distribution) for server in chosen}
     nginx = shutil.which("nginx")
     if baseline and nginx is not None:
         done = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=False)
@@ -460,18 +454,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=200.0,
         help="seconds into the run after which no server is measured again",
     )
-    parser.add_argument(
-        "--time-wait-threshold",
-        type=int,
-        default=time_wait.THRESHOLD,
-        help="before each server, wait until fewer sockets than this are in TIME_WAIT",
-    )
-    parser.add_argument(
-        "--time-wait-max",
-        type=float,
-        default=time_wait.MAX_WAIT_S,
-        help="seconds to wait for TIME_WAIT at most",
-    )
+    time_wait.add_arguments(parser, before="before each server")
     parser.add_argument(
         "--rotate",
         type=int,

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import importlib.metadata
 import json
 import os
 import platform
@@ -519,14 +518,8 @@ def build_report(samples: Sequence[Sample], chosen: Sequence[Server], settings: 
 
 def versions(chosen: Sequence[Server]) -> dict[str, str]:
     """Installed versions of the servers measured, and of wrk."""
-    found: dict[str, str] = {}
-    for server in chosen:
-        try:
-            found[server.distribution] = importlib.metadata.version(server.distribution)
-        except importlib.metadata.PackageNotFoundError:
-            found[server.distribution] = "not installed"
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
-    found["wrk"] = (wrk.stdout or wrk.stderr).split(" [")[0].removeprefix("wrk ").strip()
+    found = {s.distribution: http_bench.installed_version(s.distribution) for s in chosen}
+    found["wrk"] = http_bench.wrk_version()
     return found
 
 

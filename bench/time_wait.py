@@ -14,6 +14,7 @@ line is missing, the sockets in state 06 in /proc/net/tcp and /proc/net/tcp6 are
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,3 +81,23 @@ def wait_below(threshold: int = THRESHOLD, max_wait: float = MAX_WAIT_S) -> Wait
         time.sleep(1.0)
         now = count()
     return Waited(before, now, time.monotonic() - started)
+
+
+def add_arguments(parser: argparse.ArgumentParser, before: str) -> None:
+    """The harnesses' two options: `--time-wait-threshold` and `--time-wait-max`.
+
+    Args:
+        before: when the harness waits ("before each server", ...), for the help text.
+    """
+    parser.add_argument(
+        "--time-wait-threshold",
+        type=int,
+        default=THRESHOLD,
+        help=f"{before}, wait until fewer sockets than this are in TIME_WAIT",
+    )
+    parser.add_argument(
+        "--time-wait-max",
+        type=float,
+        default=MAX_WAIT_S,
+        help="seconds to wait for TIME_WAIT at most",
+    )

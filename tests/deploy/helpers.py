@@ -593,3 +593,30 @@ class HeldRequest:
         assert not self._thread.is_alive(), "the held request never ended"
         assert self.error is None, repr(self.error)
         return self.status
+
+
+def rolling_restart(fleet: Fleet, a: Instance, b: Instance, proxy: Proxy) -> SteadyLoad:
+    """Under a steady load through `proxy`, replace `a` (named a1) by a2, then
+    `b` (b1) by b2, one after the other, and check that no request was lost: every request
+    answered, requests flowing while each instance drained, both new instances taking their
+    share afterwards. Returns the (stopped) load."""
+    with SteadyLoad(proxy.port) as load:
+        load.wait_served_by("a1", 10)
+        load.wait_served_by("b1", 10)
+        while_draining = []
+        for old, name in ((a, "a2"), (b, "b2")):
+            before = load.count()
+            fleet.replace(old, name)  # SIGTERM, a clean drain and exit 0, then a new process
+            while_draining.append(load.count() - before)
+            load.wait_served_by(name, 10, after=before)
+        # Both new instances take their share again.
+        after = load.next_split(200)
+        load.stop()
+    assert load.failures == [], proxy.output()[-3000:]
+    assert set(load.split()) == {"a1", "b1", "a2", "b2"}
+    assert after.get("a2", 0) >= 50, after
+    assert after.get("b2", 0) >= 50, after
+    # Requests kept flowing while each instance drained, exited and came back.
+    assert all(count > 0 for count in while_draining), while_draining
+    assert load.longest_gap() < 2.0
+    return load

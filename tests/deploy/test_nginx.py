@@ -19,6 +19,7 @@ from .helpers import (
     SteadyLoad,
     doc_blocks,
     get_json,
+    rolling_restart,
     start_nginx,
     wait_for,
 )
@@ -69,25 +70,7 @@ def test_a_rolling_restart_behind_nginx_loses_no_request(
     nginx: str, fleet: Fleet, tmp_path: Path
 ) -> None:
     a, b = fleet.start("a1"), fleet.start("b1")
-    with start_nginx(nginx, tmp_path, a, b) as proxy, SteadyLoad(proxy.port) as load:
-        load.wait_served_by("a1", 10)
-        load.wait_served_by("b1", 10)
-        while_draining = []
-        for old, name in ((a, "a2"), (b, "b2")):
-            before = load.count()
-            fleet.replace(old, name)  # SIGTERM, a clean drain and exit 0, then a new process
-            while_draining.append(load.count() - before)
-            load.wait_served_by(name, 10, after=before)
-        # Both new instances take their share again.
-        after = load.next_split(200)
-        load.stop()
-
-    assert load.failures == [], proxy.output()[-3000:]
-    assert set(load.split()) == {"a1", "b1", "a2", "b2"}
-    assert after.get("a2", 0) >= 50, after
-    assert after.get("b2", 0) >= 50, after
-    # Requests kept flowing while each instance drained, exited and came back.
-    assert all(count > 0 for count in while_draining), while_draining
-    assert load.longest_gap() < 2.0
+    with start_nginx(nginx, tmp_path, a, b) as proxy:
+        rolling_restart(fleet, a, b, proxy)
     # nginx did meet a closed listener, and passed those requests to the other instance.
     assert "(111: Connection refused) while connecting to upstream" in proxy.output()

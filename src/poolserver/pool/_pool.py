@@ -456,13 +456,7 @@ class WorkerPool(Executor):
     def _late_locked(self, entry: _Entry, reason: PoolError) -> None:
         """Hand an entry that will never run to the timer thread, which discards it."""
         if not self._late:
-            if self._timer is None:
-                self._timer = threading.Thread(
-                    target=self._run_timer, name=f"{self._name}-timer", daemon=True
-                )
-                self._timer.start()
-            else:
-                self._timer_cv.notify()
+            self._poke_timer_locked()
         self._late.append((entry, reason))
 
     # ----------------------------------------------------------------- workers
@@ -645,13 +639,17 @@ class WorkerPool(Executor):
         """
         if when < self._timer_due:
             self._timer_due = when
-            if self._timer is None:
-                self._timer = threading.Thread(
-                    target=self._run_timer, name=f"{self._name}-timer", daemon=True
-                )
-                self._timer.start()
-            else:
-                self._timer_cv.notify()
+            self._poke_timer_locked()
+
+    def _poke_timer_locked(self) -> None:
+        """Start the timer thread, or wake it to look again."""
+        if self._timer is None:
+            self._timer = threading.Thread(
+                target=self._run_timer, name=f"{self._name}-timer", daemon=True
+            )
+            self._timer.start()
+        else:
+            self._timer_cv.notify()
 
     def _run_timer(self) -> None:
         while True:

@@ -473,16 +473,7 @@ class Connection(Task):
 
     def discard_input(self) -> bool:
         """Read and drop what the client sends while lingering; False at EOF or error."""
-        for _ in range(16):
-            try:
-                data = self.sock.recv(RECV_SIZE)
-            except BlockingIOError:
-                return True
-            except OSError:
-                return False
-            if not data:
-                return False
-        return True
+        return self._drain() is not False
 
     def close(self) -> None:
         """Close the socket and forget the connection. Idempotent."""

@@ -81,6 +81,7 @@ class _Process:
 class _Round:
     """Snapshots asked of every process at once, merged when all have answered."""
 
+    id: int
     detail: bool
     waiting: set[_Process]
     parts: dict[_Process, Snapshot]
@@ -331,14 +332,16 @@ class Supervisor:
             process.state = _RETIRING
             _kill(process.pid, signal.SIGTERM)
 
-    def _schedule_restart(self) -> None:
+    def _schedule_restart(self) -> float:
+        """Top up the processes after a back-off; returns the back-off."""
         now = monotonic()
         if now - self.last_death > BACKOFF_FORGET:
             self.failures = 0
         self.last_death = now
-        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**self.failures)
+        delay: float = min(BACKOFF_MAX, BACKOFF_FIRST * 2.0**self.failures)
         self.failures += 1
         self.loop.call_later(delay, self._top_up)
+        return delay
 
     def _top_up(self) -> None:
         standing = [p for p in self.processes.values() if p.state != _RETIRING and not p.doomed]
@@ -384,8 +387,7 @@ class Supervisor:
             return
         if process.doomed:
             return  # its replacement is serving or on its way
-        self._schedule_restart()
-        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self.failures - 1))
+        delay = self._schedule_restart()
         log.warning("%s %s; starting another in %.1f s", process, how, delay)
         replacement = process.replacement_for
         if replacement is not None:
@@ -454,7 +456,7 @@ class Supervisor:
         """Ask every process for a snapshot; call back with them merged (within a second)."""
         asked = {p for p in self.processes.values() if p.state != _STARTING}
         round_id = next(self.round_ids)
-        round_ = _Round(detail, set(asked), {}, [callback])
+        round_ = _Round(round_id, detail, set(asked), {}, [callback])
         self.rounds[round_id] = round_
         for process in asked:
             self._send(process, {"op": "snapshot", "id": round_id, "detail": detail})
@@ -470,11 +472,9 @@ class Supervisor:
         self._maybe_finish(round_)
 
     def _maybe_finish(self, round_: _Round) -> None:
-        if not round_.waiting:
-            for round_id, candidate in list(self.rounds.items()):
-                if candidate is round_:
-                    self.loop.cancel(round_.timer)
-                    self._finish(round_id)
+        if not round_.waiting and round_.id in self.rounds:
+            self.loop.cancel(round_.timer)
+            self._finish(round_.id)
 
     def _finish(self, round_id: int) -> None:
         round_ = self.rounds.pop(round_id, None)
