@@ -595,11 +595,18 @@ class HeldRequest:
         return self.status
 
 
-def rolling_restart(fleet: Fleet, a: Instance, b: Instance, proxy: Proxy) -> SteadyLoad:
+def rolling_restart(
+    fleet: Fleet,
+    a: Instance,
+    b: Instance,
+    proxy: Proxy,
+    settle: Callable[[], None] = lambda: None,
+) -> SteadyLoad:
     """Under a steady load through `proxy`, replace `a` (named a1) by a2, then
     `b` (b1) by b2, one after the other, and check that no request was lost: every request
     answered, requests flowing while each instance drained, both new instances taking their
-    share afterwards. Returns the (stopped) load."""
+    share once `settle` has returned (the proxy counts both as up). Returns the (stopped)
+    load."""
     with SteadyLoad(proxy.port) as load:
         load.wait_served_by("a1", 10)
         load.wait_served_by("b1", 10)
@@ -610,6 +617,7 @@ def rolling_restart(fleet: Fleet, a: Instance, b: Instance, proxy: Proxy) -> Ste
             while_draining.append(load.count() - before)
             load.wait_served_by(name, 10, after=before)
         # Both new instances take their share again.
+        settle()
         after = load.next_split(200)
         load.stop()
     assert load.failures == [], proxy.output()[-3000:]

@@ -79,7 +79,8 @@ def test_a_rolling_restart_behind_haproxy_loses_no_request(
     a, b = fleet.start("a1"), fleet.start("b1")
     with HAProxy(haproxy, tmp_path, a, b) as proxy:
         proxy.wait_all_up()
-        rolling_restart(fleet, a, b, proxy)
+        # HAProxy takes an instance back after two passed health checks (`rise 2`).
+        rolling_restart(fleet, a, b, proxy, settle=proxy.wait_all_up)
         output = proxy.output()
 
     # HAProxy did meet a closed listener, and passed those requests to the other instance
