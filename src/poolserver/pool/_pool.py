@@ -369,7 +369,14 @@ class WorkerPool(Executor):
                 self._check_open_locked()
             if not self._line and self._running + len(self._queue) < self._capacity:
                 self._submitted += 1
-                self._place_locked(entry)
+                if self._idle:  # `_place_locked`'s usual case, written out
+                    worker = self._idle.pop()
+                    self._running += 1
+                    entry.where = _RUNNING
+                    worker.entry = entry
+                    worker.wake.release()
+                else:
+                    self._place_locked(entry)
                 return
             if wait > 0 and len(self._line) < self._max_waiting:
                 entry.where = _LINE
@@ -484,15 +491,29 @@ class WorkerPool(Executor):
                     "the worker initializer failed in %s", threading.current_thread().name
                 )
 
-    def _work(self, worker: _Worker) -> None:
+    def _work(self, worker: _Worker) -> None:  # noqa: PLR0912, PLR0915 - the hot loop, one frame
         self._initialize_worker(worker)
-        lock, queue = self._lock, self._queue
+        lock, queue, idle, workers = self._lock, self._queue, self._idle, self._workers
         wait_counts, wait_bounds = self._queue_wait.counts, self._queue_wait.bounds
         run_counts, run_bounds = self._run_time.counts, self._run_time.bounds
         entry = worker.entry
         while entry is not None:
             started = monotonic()
-            outcome = self._run_entry(entry, started)
+            deadline = entry.deadline
+            # Running the entry is written out here, not called: one frame less per job.
+            if deadline is not None and started >= deadline:
+                outcome = self._expire_entry(entry)
+            else:
+                try:
+                    again = entry.run()
+                except NotStarted:
+                    outcome = _CANCELLED
+                except BaseException as exc:  # noqa: BLE001 - a failing job never kills its worker
+                    if not worker.abandoned:
+                        self._report_failure(entry, exc)
+                    outcome = _FAILED
+                else:
+                    outcome = _REQUEUED if again is True else _COMPLETED
             ended = monotonic()
             if not lock.acquire(False):
                 _acquire_contended(lock)
@@ -516,16 +537,21 @@ class WorkerPool(Executor):
                     self._account_locked(entry, outcome, started, ended)
                 if queue and (head := queue[0].deadline) is not None and head <= ended:
                     self._skip_late_locked(ended)
-                if queue and self._state == _OPEN and len(self._workers) <= self._max_workers:
-                    entry = queue.popleft()
-                    entry.where = _RUNNING
-                    self._running += 1
-                    worker.entry = entry
-                    continue
-                entry = self._next_locked(worker)
-                park = entry is None and worker in self._workers
+                if self._state == _OPEN and len(workers) <= self._max_workers:
+                    if queue:
+                        entry = queue.popleft()
+                        entry.where = _RUNNING
+                        self._running += 1
+                        worker.entry = entry
+                        continue
+                    # The usual way to run out of work: park, in `_workers` still.
+                    worker.entry = entry = None
+                    park = True
+                else:
+                    entry = self._next_locked(worker)
+                    park = entry is None and worker in workers
                 if park:
-                    self._idle.append(worker)
+                    idle.append(worker)
             finally:
                 lock.release()
             if park:
@@ -539,21 +565,11 @@ class WorkerPool(Executor):
         worker.entry = None
         self._notify_changed_locked()
 
-    def _run_entry(self, entry: _Entry, started: float) -> int:
-        """Run one entry, outside the lock; returns what became of it."""
-        if entry.deadline is not None and started >= entry.deadline:
-            # Still counted as running while discarded: the books balance throughout.
-            reason = DeadlineExceeded("the job's deadline passed before it started")
-            return _EXPIRED if entry.pool_discard(reason) else _CANCELLED
-        try:
-            again = entry.run()
-        except NotStarted:
-            return _CANCELLED
-        except BaseException as exc:  # noqa: BLE001 - a failing job never kills its worker
-            if not _local.worker.abandoned:
-                self._report_failure(entry, exc)
-            return _FAILED
-        return _REQUEUED if again is True else _COMPLETED
+    def _expire_entry(self, entry: _Entry) -> int:
+        """Discard an entry whose deadline passed before it started (outside the lock)."""
+        # Still counted as running while discarded: the books balance throughout.
+        reason = DeadlineExceeded("the job's deadline passed before it started")
+        return _EXPIRED if entry.pool_discard(reason) else _CANCELLED
 
     def _account_locked(self, entry: _Entry, outcome: int, started: float, ended: float) -> None:
         """Book any outcome but a plain completion (which `_work` books inline)."""
