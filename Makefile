@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
 .PHONY: serve test lint typecheck unit test-versions bench bench-pool bench-http bench-overload \
-	bench-processes clean
+	bench-processes bench-request-cost clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,10 +40,14 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
 	$(BENCH_VENV)/bin/python -m pip install -q -e . -r bench/requirements.txt
 	touch $@
 
-bench: bench-pool bench-http bench-overload bench-processes
+bench: bench-pool bench-request-cost bench-http bench-overload bench-processes
 
 bench-pool: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/pool_overhead.py
+
+# One keep-alive request's cost in one thread, step by step: precise enough for µs changes.
+bench-request-cost: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/request_cost.py
 
 # Side by side with the peers; BENCH_ARGS=--quick for a short run.
 bench-http: $(BENCH_VENV)/.installed
