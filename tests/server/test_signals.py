@@ -122,9 +122,16 @@ class SteadyClient:
         self.answers: dict[int, int] = {}
         self.broken: list[str] = []
         self.refused_new_connection = False
+        self.error: str | None = None  # what ended the loop otherwise, if anything did
         self.thread = threading.Thread(target=self._run)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # recorded for the test's report
+            self.error = repr(exc)
+
+    def _loop(self) -> None:
         client = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         deadline = time.monotonic() + 20
         sent = 0
@@ -150,6 +157,7 @@ class SteadyClient:
             sent += 1
             if sent == 20:
                 self.warmed.wait(10)
+        self.error = "the server still answered after 20 s"
 
 
 def test_sigterm_under_steady_keepalive_load_breaks_no_request() -> None:
@@ -163,11 +171,14 @@ def test_sigterm_under_steady_keepalive_load_breaks_no_request() -> None:
     program.signal(signal.SIGTERM)
     for client in clients:
         client.thread.join(30)
-    assert program.wait() == 0
-    assert [c.broken for c in clients] == [[]] * clients_count
-    assert all(c.refused_new_connection for c in clients)
-    answered = sum(sum(c.answers.values()) for c in clients)
-    assert answered >= 20 * clients_count
-    assert set().union(*(c.answers for c in clients)) <= {200, 503}
+    code = program.wait()
+    # Each client's story and the server's log, shown if any check fails.
+    story = [(c.answers, c.broken, c.refused_new_connection, c.error) for c in clients]
     log = "".join(program.lines)
+    assert code == 0, (story, log)
+    assert [c.broken for c in clients] == [[]] * clients_count, (story, log)
+    assert all(c.refused_new_connection for c in clients), (story, log)
+    answered = sum(sum(c.answers.values()) for c in clients)
+    assert answered >= 20 * clients_count, (story, log)
+    assert set().union(*(c.answers for c in clients)) <= {200, 503}, (story, log)
     assert "shut down cleanly" in log
