@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from ..waiting import wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY_DOC = REPO / "docs" / "deploy.md"
 TEMPLATES = REPO / "docs" / "deploy"
@@ -31,7 +33,6 @@ APP = "tests.deploy.app:app"
 
 START_TIMEOUT = 20.0  # bound on a process reporting that it listens; never reached when fine
 STOP_TIMEOUT = 20.0  # bound on a process exiting after it was asked to
-POLL = 0.02  # seconds between two looks at something polled
 
 _PLACEHOLDER = re.compile(r"\{\{ (\w+) \}\}")
 
@@ -82,15 +83,6 @@ def free_port() -> int:
                 continue
             return port
     raise AssertionError("no free port found below the ephemeral range")
-
-
-def wait_for(what: str, predicate: Callable[[], bool], timeout: float) -> None:
-    """Poll `predicate` until it holds; fail with `what` if it does not within `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(POLL)
 
 
 def accepting(port: int) -> bool:

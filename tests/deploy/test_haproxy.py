@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ..waiting import wait_for
 from .helpers import (
     TEMPLATES,
     Fleet,
@@ -22,7 +23,6 @@ from .helpers import (
     doc_blocks,
     get_json,
     rolling_restart,
-    wait_for,
 )
 
 

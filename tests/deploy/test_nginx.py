@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ..waiting import wait_for
 from .helpers import (
     TEMPLATES,
     Fleet,
@@ -21,7 +22,6 @@ from .helpers import (
     get_json,
     rolling_restart,
     start_nginx,
-    wait_for,
 )
 
 

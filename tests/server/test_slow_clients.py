@@ -13,7 +13,10 @@ from collections.abc import Iterator
 import pytest
 
 from poolserver.demo import app
+from poolserver.server import Server
 from poolserver.testing import serving
+
+from ..waiting import wait_for
 
 SLOW_REQUEST = b"GET / HTTP/1.1\r\nHost: slow\r\nX-Padding: " + b"a" * 64 + b"\r\n\r\n"
 
@@ -116,3 +119,51 @@ def test_a_slow_client_times_out_with_408_and_nothing_else_is_disturbed() -> Non
             answer += chunk
         assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
         slow.close()
+
+
+def send_and_wait_until_read(sock: socket.socket, server: Server, piece: bytes) -> None:
+    """Send `piece` of a head on the server's only connection; return once it was read (the
+    connection was taken from the poller and parked again)."""
+    (conn,) = server._connections.values()
+
+    def parked() -> bool:
+        return server.poller._parked.get(conn.fd) is conn
+
+    wait_for("the connection to be parked", parked, 5)
+    seq = conn.park_seq
+    sock.sendall(piece)
+    wait_for("the piece to be read", lambda: parked() and conn.park_seq > seq, 5)
+
+
+def test_a_head_that_trickles_in_costs_the_pool_no_job_per_piece() -> None:
+    # The poller reads a head that arrives in pieces; the pool runs the connection when it
+    # accepts it and again once the request is complete, however many pieces came between.
+    pieces = [SLOW_REQUEST[i : i + 10] for i in range(0, len(SLOW_REQUEST), 10)]
+    assert len(pieces) >= 8
+    with serving(app, workers=2) as server:
+        sock = socket.create_connection(server.address, timeout=5)
+        sock.sendall(pieces[0])
+        wait_for("the connection to be accepted", lambda: server.connection_count == 1, 5)
+        for piece in pieces[1:-1]:
+            send_and_wait_until_read(sock, server, piece)
+        sock.sendall(pieces[-1])
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        wait_for("the request's job to be booked", lambda: server.pool.statistics().running == 0, 5)
+        assert server.pool.statistics().completed == 2
+        sock.close()
+
+
+def test_bad_bytes_in_a_trickling_head_are_answered_400_and_the_server_goes_on() -> None:
+    with serving(app, workers=2) as server:
+        sock = socket.create_connection(server.address, timeout=5)
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        wait_for("the connection to be accepted", lambda: server.connection_count == 1, 5)
+        send_and_wait_until_read(sock, server, b"Host: x\r\n")
+        sock.sendall(b"No colon here\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        sock.close()
+        assert timed_requests(server.address, 3)

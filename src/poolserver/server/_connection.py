@@ -14,7 +14,9 @@ holds without blocking, feeds the parser, answers every complete request, and th
 connection with the poller: to wait for more of a request (header or read timeout), for the
 next request (keep-alive timeout), or for the client to accept the rest of a response (write
 timeout). So no worker ever waits for a client to send, and none waits for a slow reader beyond
-the write timeout of one response's high-water mark.
+the write timeout of one response's high-water mark. While a head is under way, the poller reads
+what arrives itself (`receive_head`) and hands the connection to the pool once a request is
+complete: a client that sends its head a byte at a time never wakes a worker for each byte.
 
 Answers the server gives itself (400s, 408, 503, 504) are sent without blocking, after which the
 connection is half-closed and the poller reads and discards what the client still sends before
@@ -198,6 +200,22 @@ class Connection(Task):
                 return True  # most likely drained: skip the recv that would say so
             received += len(data)
         return True
+
+    def head_under_way(self) -> bool:
+        """True while no request is complete and the next one's head is under way, or, on a
+        new connection, has not begun: what arrives then is read by the poller itself."""
+        parser = self.parser
+        return (
+            not parser.complete
+            and parser.awaiting_body is None
+            and self.pending_error is None
+            and (parser.in_progress or not self.requests)
+        )
+
+    def receive_head(self) -> bool:
+        """Read and parse what arrived of a head, in the poller; False if the connection was
+        closed or answered with an error meanwhile."""
+        return self._receive(thorough=False)
 
     def _take_proxy_header(self, data: bytes) -> bytes:
         """Consume the PROXY protocol header; the bytes after it are the HTTP stream."""

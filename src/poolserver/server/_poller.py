@@ -5,8 +5,11 @@ Theory of operation
 A parked connection belongs to the poller. Workers park a connection as their last act on it
 (`park`, `park_idle`): they record the deadline, put it in `_parked`, then arm epoll with
 EPOLLONESHOT; the poller may take it the instant epoll is armed. When it is readable, the
-poller hands it to the pool; when a pending response can be written, or input must be
-discarded while lingering, the poller does that small non-blocking I/O itself.
+poller hands it to the pool, unless a request's head is under way (or a new connection has sent
+nothing yet): then the poller reads and parses what came itself, and hands the connection over
+only once a request is complete, so a head that trickles in costs no worker. When a pending
+response can be written, or input must be discarded while lingering, the poller does that small
+non-blocking I/O itself too.
 
 Deadlines: keep-alive parks, the most frequent, all have the same duration, so they arrive in
 deadline order and a FIFO holds them. The others (header, read, write, linger) go through a
@@ -114,7 +117,6 @@ class Poller:
 
     def _run(self) -> None:
         epoll, parked, server = self._epoll, self._parked, self._server
-        sampler = server.sampler
         while not self._stopping:
             try:
                 events = epoll.poll(self._sleep_time(), 1024)
@@ -130,19 +132,38 @@ class Poller:
                 conn.park_seq += 1  # its deadline no longer applies
                 mode = conn.park_mode
                 if mode == READ:
-                    server.resume(conn, now)
+                    if conn.head_under_way():
+                        self._read_head(conn, now)
+                    else:
+                        server.resume(conn, now)
                 elif mode == WRITE:
                     self._write(conn)
                 elif mode == LINGER:
                     self._linger(conn)
                 else:
                     server.continue_handshake(conn)
-            self._expire(now)
-            if now >= sampler.next_sample:
-                sampler.tick(now)
-            if self._close_idle_requested:
-                self._close_idle()
+            self._after_events(now)
         self._close_all()
+
+    def _after_events(self, now: float) -> None:
+        """Once a pass: deadlines, the sampler's tick, and a requested close of the idle."""
+        self._expire(now)
+        sampler = self._server.sampler
+        if now >= sampler.next_sample:
+            sampler.tick(now)
+        if self._close_idle_requested:
+            self._close_idle()
+
+    def _read_head(self, conn: Connection, now: float) -> None:
+        # A head that trickles in (a slow client, or slowloris) is read here as it comes and
+        # reaches the pool only once a request is complete: each piece would otherwise cost
+        # a hand-off to a worker and back, for a few bytes.
+        if not conn.receive_head():
+            return  # closed, or answered with an error and lingering
+        if conn.head_under_way():
+            self.park(conn, READ, conn.request_started + self._server.config.header_timeout)
+        else:
+            self._server.resume(conn, now)
 
     def _write(self, conn: Connection) -> None:
         try:
