@@ -87,7 +87,7 @@ from http_report import (
     report_from_json,
     report_json,
 )
-from wrk_output import WrkOutputError, WrkResult, parse_wrk
+from wrk_output import WrkOutputError, WrkResult, run_and_parse
 
 HOST = "127.0.0.1"
 BENCH = Path(__file__).resolve().parent
@@ -367,16 +367,7 @@ def serving(server: Server, workload: Workload, settings: Settings) -> Iterator[
     if admin_port is not None:
         args += ["--admin-port", str(admin_port)]
     argv = pinned(SERVER_CORE, [*launcher, *args], settings)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=server_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    process = start_logged(argv, log)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         wait_until_accepting(process, port, log, deadline)
@@ -387,6 +378,21 @@ def serving(server: Server, workload: Workload, settings: Settings) -> Iterator[
             raise BenchError(failure("died while measured", log))
     finally:
         stop_group(process)
+
+
+def start_logged(argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+    """Start a server from the repository's root in a session of its own (so that
+    `stop_group` stops its children too), its output in `log`, nothing on its stdin."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=server_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def check_response(port: int, expected: bytes) -> bool:
@@ -513,20 +519,7 @@ def run_wrk(port: int, workload: Workload, seconds: int, settings: Settings) -> 
     if workload.close:
         argv += ["-H", "Connection: close"]
     argv.append(f"http://{HOST}:{port}/")
-    try:
-        done = subprocess.run(
-            pinned(LOAD_CORE, argv, settings),
-            capture_output=True,
-            text=True,
-            timeout=seconds + 30,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as error:
-        raise WrkOutputError(f"wrk did not finish in {seconds + 30} s") from error
-    try:
-        return parse_wrk(done.stdout)
-    except WrkOutputError as error:
-        raise WrkOutputError(f"{error}; exit {done.returncode}: {done.stderr.strip()}") from None
+    return run_and_parse(pinned(LOAD_CORE, argv, settings), seconds)
 
 
 # ----------------------------------------------------------------------------- slow clients
@@ -610,6 +603,22 @@ def run_wrk_watched(
     measurement.server_cores = server_cores
     measurement.load_cores = max(everything_ours - server_cores, 0.0)  # wrk, slow clients, us
     return result
+
+
+def add_quiet_arguments(parser: argparse.ArgumentParser, *, quiet_wait: float) -> None:
+    """--quiet-wait and --noisy-retries: how a harness keeps other processes out of a run."""
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=quiet_wait,
+        help="seconds to wait, before each server, for other processes to quiet down",
+    )
+    parser.add_argument(
+        "--noisy-retries",
+        type=int,
+        default=1,
+        help="measure again when other processes took over 0.15 cores meanwhile",
+    )
 
 
 def wait_for_quiet(settings: Settings) -> None:
@@ -903,18 +912,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1, help="repeat; report the median")
     parser.add_argument("--slow-clients", type=int, default=1000)
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=30.0,
-        help="seconds to wait, before each server, for other processes to quiet down",
-    )
-    parser.add_argument(
-        "--noisy-retries",
-        type=int,
-        default=1,
-        help="measure again when other processes took over 0.15 cores meanwhile",
-    )
+    add_quiet_arguments(parser, quiet_wait=30.0)
     time_wait.add_arguments(parser, before="before a close workload")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--logs", type=Path, help="where server logs go (default: a temp dir)")

@@ -201,14 +201,8 @@ def nginx_serving(options: Options) -> Iterator[Running]:
     conf.write_text(NGINX_CONF.format(dir=options.logs, host=HOST, port=port))
     log = options.logs / f"{BASELINE}.log"
     argv = [nginx, "-p", str(options.logs), "-c", str(conf), "-e", "stderr"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            http_bench.pinned(SERVER_CORE, argv, options.http_settings()),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    argv = http_bench.pinned(SERVER_CORE, argv, options.http_settings())
+    process = http_bench.start_logged(argv, log)
     try:
         http_bench.wait_until_accepting(process, port, log)
         yield Running(port, process.pid)

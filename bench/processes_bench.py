@@ -56,11 +56,10 @@ from typing import Any
 
 import background_load
 import http_bench
-from http_bench import HOST, BenchError, ServerStartError, failure, free_port, server_env
-from wrk_output import WrkOutputError, WrkResult, parse_wrk
+from http_bench import HOST, BenchError, ServerStartError, failure, free_port
+from wrk_output import WrkOutputError, WrkResult, run_and_parse
 
 BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
 WORKERS = 16  # threads per process, for every server
 PROCESSES = 2  # one per core
 REFERENCE = "poolserver-1"  # the one every rate is divided by
@@ -259,16 +258,7 @@ def serving(server: Server, settings: Settings, sample: Sample) -> Iterator[Runn
     """Run `server` (unpinned) until the block ends, then stop it with SIGTERM."""
     port = 0 if server.port_from_log else free_port()
     log = settings.logs / f"{server.name}-{sample.round}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            server.command(port),
-            cwd=ROOT,
-            env=server_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    process = http_bench.start_logged(server.command(port), log)
     try:
         port = wait_until_ready(server, process, log, port)
         yield Running(port, process)
@@ -298,16 +288,7 @@ def run_wrk(port: int, seconds: int, settings: Settings) -> WrkResult:
     """One wrk run, unpinned, 1 thread; raises WrkOutputError if wrk failed."""
     argv = ["wrk", "-t1", f"-c{settings.connections}", f"-d{seconds}s"]
     argv += ["--timeout", WRK_TIMEOUT, "--latency", f"http://{HOST}:{port}{settings.path}"]
-    try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=seconds + 30, check=False
-        )
-    except subprocess.TimeoutExpired as error:
-        raise WrkOutputError(f"wrk did not finish in {seconds + 30} s") from error
-    try:
-        return parse_wrk(done.stdout)
-    except WrkOutputError as error:
-        raise WrkOutputError(f"{error}; exit {done.returncode}: {done.stderr.strip()}") from None
+    return run_and_parse(argv, seconds)
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -665,18 +646,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--ms", type=float, default=1.0, help="milliseconds per request")
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=60.0,
-        help="seconds to wait, before each server, for other processes to quiet down",
-    )
-    parser.add_argument(
-        "--noisy-retries",
-        type=int,
-        default=1,
-        help="measure again when other processes took over 0.15 cores meanwhile",
-    )
+    http_bench.add_quiet_arguments(parser, quiet_wait=60.0)
     parser.add_argument(
         "--stop-timeout",
         type=float,

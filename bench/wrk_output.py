@@ -8,6 +8,8 @@ optional here and every time is turned into seconds.
 from __future__ import annotations
 
 import re
+import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -110,3 +112,21 @@ def parse_wrk(text: str) -> WrkResult:
     if non_2xx is not None:
         result.non_2xx = int(non_2xx.group(1))
     return result
+
+
+def run_and_parse(argv: Sequence[str], seconds: int) -> WrkResult:
+    """Run the wrk command `argv` (measuring `seconds`) and parse what it prints.
+
+    Raises:
+        WrkOutputError: wrk failed, printed nothing usable, or ran 30 s past its time.
+    """
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=seconds + 30, check=False
+        )
+    except subprocess.TimeoutExpired as error:
+        raise WrkOutputError(f"wrk did not finish in {seconds + 30} s") from error
+    try:
+        return parse_wrk(done.stdout)
+    except WrkOutputError as error:
+        raise WrkOutputError(f"{error}; exit {done.returncode}: {done.stderr.strip()}") from None
