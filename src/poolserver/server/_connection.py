@@ -205,11 +205,13 @@ class Connection(Task):
         """True while no request is complete and the next one's head is under way, or, on a
         new connection, has not begun: what arrives then is read by the poller itself."""
         parser = self.parser
+        # The poller asks this of every readable connection: the first test already says no
+        # for the usual one, idle between requests.
         return (
-            not parser.complete
+            (parser.in_progress or not self.requests)
+            and not parser.complete
             and parser.awaiting_body is None
             and self.pending_error is None
-            and (parser.in_progress or not self.requests)
         )
 
     def receive_head(self) -> bool:
