@@ -4,14 +4,18 @@ Theory of operation
 -------------------
 Every piece of shared state lives under one lock, `_lock`; nothing relies on the GIL.
 
-* A job is *placed* when it is admitted: handed straight to an idle worker (the most recently
-  idle one, so warm threads stay warm), given to a new worker while fewer than `max_workers`
-  exist, or appended to the queue. So a job is queued only while no worker is idle.
+* A job is *placed* when it is admitted: given to a new worker while fewer than `max_workers`
+  exist and none is idle, or else appended to the queue, waking an idle worker (the most
+  recently idle one, so warm threads stay warm) unless enough are already on their way
+  (`_waking`). A woken worker takes whatever is first in the queue, and goes back to sleep if
+  a busy worker took it meanwhile. A job is not bound to the worker woken for it: a worker that
+  finishes a job takes the next without sleeping, which under load spares most wake-ups (and
+  the thread switches they cost). Every queued job has a woken or a busy worker to take it.
 * `_running` counts jobs assigned to a worker, `_queue` holds the rest. A job is admitted only
   while `running + queued < max_workers + queue_size` (the seed's channel capacity) and nobody is
   ahead of it in the admission line.
-* An idle worker parks on a lock of its own, held while it sleeps and released by whoever hands
-  it a job: one wake-up per job, no shared Condition to stampede.
+* An idle worker parks on a lock of its own, held while it sleeps and released to wake it (for
+  work, or to retire): at most one wake-up per queued job, no shared Condition to stampede.
 * Whoever removes an entry from the queue or the admission line, under the lock, owns it: a
   worker runs it, the timer expires it, a drain cancels it, `PoolFuture.cancel` forgets it. The
   counters move at that same instant, so `statistics()` always balances:
@@ -177,7 +181,8 @@ class _Posted:
 
 
 class _Worker:
-    """A worker thread's handle. `wake` is held while the worker is parked or busy."""
+    """A worker thread's handle. `wake` is held while the worker is parked or busy; `entry` is
+    the job it runs (a new worker's first, or one taken from the queue)."""
 
     __slots__ = ("abandoned", "entry", "number", "thread", "wake")
 
@@ -272,6 +277,7 @@ class WorkerPool(Executor):
         self._state = _OPEN
         self._running = 0
         self._blocked = 0
+        self._waking = 0  # workers woken for work that have not taken the lock yet
 
         self._submitted = self._completed = self._failed = 0
         self._rejected = self._cancelled = self._expired = 0
@@ -321,17 +327,7 @@ class WorkerPool(Executor):
                 self._check_open_locked()
                 self._wait_for_room_locked(timeout)
             self._submitted += 1
-            if self._idle:
-                worker = self._idle.pop()
-                self._running += 1
-                future.where = _RUNNING
-                worker.entry = future
-                worker.wake.release()
-            elif deadline is None and len(self._workers) >= self._max_workers:
-                future.where = _QUEUED
-                self._queue.append(future)
-            else:
-                self._place_locked(future)
+            self._place_locked(future)
         finally:
             lock.release()
         return future
@@ -367,14 +363,19 @@ class WorkerPool(Executor):
         try:
             if self._state:
                 self._check_open_locked()
-            if not self._line and self._running + len(self._queue) < self._capacity:
+            queue = self._queue
+            if not self._line and self._running + len(queue) < self._capacity:
                 self._submitted += 1
-                if self._idle:  # `_place_locked`'s usual case, written out
-                    worker = self._idle.pop()
-                    self._running += 1
-                    entry.where = _RUNNING
-                    worker.entry = entry
-                    worker.wake.release()
+                idle = self._idle
+                if idle or len(self._workers) >= self._max_workers:
+                    # `_place_locked`'s usual case, written out.
+                    entry.where = _QUEUED
+                    queue.append(entry)
+                    if deadline is not None and deadline < self._timer_due:
+                        self._watch_locked(deadline)
+                    if idle and len(queue) > self._waking:
+                        self._waking += 1
+                        idle.pop().wake.release()
                 else:
                     self._place_locked(entry)
                 return
@@ -413,21 +414,20 @@ class WorkerPool(Executor):
             self._blocked -= 1
 
     def _place_locked(self, entry: _Entry) -> None:
-        if self._idle:
-            worker = self._idle.pop()
-            self._running += 1
-            entry.where = _RUNNING
-            worker.entry = entry
-            worker.wake.release()
-        elif len(self._workers) < self._max_workers:
+        idle = self._idle
+        if not idle and len(self._workers) < self._max_workers:
             self._running += 1
             entry.where = _RUNNING
             self._spawn_locked(entry)
-        else:
-            entry.where = _QUEUED
-            self._queue.append(entry)
-            if entry.deadline is not None:
-                self._watch_locked(entry.deadline)
+            return
+        entry.where = _QUEUED
+        queue = self._queue
+        queue.append(entry)
+        if entry.deadline is not None:
+            self._watch_locked(entry.deadline)
+        if idle and len(queue) > self._waking:
+            self._waking += 1
+            idle.pop().wake.release()
 
     def _room_freed_locked(self) -> None:
         """Give freed room to the admission line first, then to one blocked submitter.
@@ -497,7 +497,30 @@ class WorkerPool(Executor):
         wait_counts, wait_bounds = self._queue_wait.counts, self._queue_wait.bounds
         run_counts, run_bounds = self._run_time.counts, self._run_time.bounds
         entry = worker.entry
-        while entry is not None:
+        while True:
+            if entry is None:
+                # Woken without a job: take the first queued one, or sleep again, or exit.
+                if not lock.acquire(False):
+                    _acquire_contended(lock)
+                try:
+                    if worker not in workers:
+                        return  # retired while idle
+                    self._waking -= 1
+                    entry = self._next_locked(worker)
+                    if entry is None:
+                        if worker in workers:
+                            idle.append(worker)
+                        elif queue and idle and len(queue) > self._waking:
+                            # Retired (the pool shrank): the job it was woken for needs another.
+                            self._waking += 1
+                            idle.pop().wake.release()
+                finally:
+                    lock.release()
+                if entry is None:
+                    if worker not in workers:
+                        return
+                    worker.wake.acquire()
+                    continue
             started = monotonic()
             deadline = entry.deadline
             # Running the entry is written out here, not called: one frame less per job.
@@ -556,7 +579,7 @@ class WorkerPool(Executor):
                 lock.release()
             if park:
                 worker.wake.acquire()
-                entry = worker.entry
+                entry = None
 
     def _forget_stuck_locked(self, worker: _Worker) -> None:
         # Booked when it was abandoned: whatever its job did is discarded; the thread exits.
