@@ -258,6 +258,7 @@ def test_status_json_has_what_the_page_draws() -> None:
     for name in ("queue_wait", "service", "total"):
         check_timing(field(timings, name, dict, "timings"), f"timings.{name}")
     assert timings["service"]["count"] <= served
+    check_timing(field(data, "recent_queue_wait", dict, ""), "recent_queue_wait")
     field(data, "recent_queue_wait_p95", MAYBE_NUMBER, "")
 
     history = field(data, "history", list, "")

@@ -8,13 +8,14 @@ pool occupancy (for the status page).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
 from time import monotonic
 from typing import TYPE_CHECKING
 
-from ..pool import Distribution
+from ..pool import DEFAULT_BUCKETS, Distribution
 from ._stats import RateMeter, Timing
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 HISTORY_SECONDS = 300
 WAIT_WINDOW = 10.0
+_NO_WAITS = tuple((bound, 0) for bound in (*DEFAULT_BUCKETS, math.inf))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,8 @@ class Sampler:
         """The queue waits of the last ten seconds (between the oldest and newest sample)."""
         waits = list(self._waits)
         if len(waits) < 2:
-            return Distribution(count=0, sum=0.0, buckets=())
+            # Empty, with the buckets of a full one: processes' windows add up bucket by bucket.
+            return Distribution(count=0, sum=0.0, buckets=_NO_WAITS)
         _, old, old_sum = waits[0]
         _, new, new_sum = waits[-1]
         buckets = tuple(

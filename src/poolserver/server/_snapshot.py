@@ -93,8 +93,12 @@ def snapshot(server: Server, *, detail: bool = True) -> Snapshot:
             "stuck": totals.stuck,
         },
         "timings": {t.value: summary(totals.timings[t]) for t in Timing},
-        "recent_queue_wait_p95": sampler.recent_queue_wait().quantile(0.95),
     }
+    recent = sampler.recent_queue_wait()
+    # The window's distribution travels with its p95, so that several processes' can be added
+    # up into the p95 of all their requests (`merge`).
+    data["recent_queue_wait"] = summary(recent)
+    data["recent_queue_wait_p95"] = recent.quantile(0.95)
     if detail:
         data["history"] = [
             {
@@ -207,15 +211,22 @@ def add_counters(into: Snapshot, data: Snapshot) -> None:
         if mine is None:
             into["timings"][name] = summary(distribution(theirs))
             continue
-        a, b = distribution(mine), distribution(theirs)
-        both = Distribution(
-            count=a.count + b.count,
-            sum=a.sum + b.sum,
-            buckets=tuple(
-                (bound, x + y) for (bound, x), (_, y) in zip(a.buckets, b.buckets, strict=True)
-            ),
-        )
-        into["timings"][name] = summary(both)
+        into["timings"][name] = summary(_added(distribution(mine), distribution(theirs)))
+
+
+def _added(a: Distribution, b: Distribution) -> Distribution:
+    """Two distributions over the same buckets as one. An empty one may have no buckets."""
+    if not a.buckets:
+        return b
+    if not b.buckets:
+        return a
+    return Distribution(
+        count=a.count + b.count,
+        sum=a.sum + b.sum,
+        buckets=tuple(
+            (bound, x + y) for (bound, x), (_, y) in zip(a.buckets, b.buckets, strict=True)
+        ),
+    )
 
 
 def empty_counters() -> Snapshot:
@@ -282,8 +293,11 @@ def merge(
     merged["config"]["request_timeout"] = parts[0][1]["config"]["request_timeout"] if parts else 0
     merged["pool"] = _sum_fields([_NO_POOL, *(d["pool"] for _, d in parts)])
     merged["connections"] = _sum_fields([_NO_CONNECTIONS, *(d["connections"] for _, d in parts)])
-    waits = [d["recent_queue_wait_p95"] for _, d in parts if d["recent_queue_wait_p95"] is not None]
-    merged["recent_queue_wait_p95"] = max(waits) if waits else None  # the worst process's
+    recent = Distribution(count=0, sum=0.0, buckets=())
+    for _, data in parts:
+        recent = _added(recent, distribution(data["recent_queue_wait"]))
+    merged["recent_queue_wait"] = summary(recent)
+    merged["recent_queue_wait_p95"] = recent.quantile(0.95)  # of every process's requests
     if all("timeline" in d for _, d in parts):
         merged["history"] = _merge_history(d["history"] for _, d in parts)
         merged["inflight"] = [
