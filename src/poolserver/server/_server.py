@@ -339,10 +339,17 @@ class Server:
         # gets it. A process with no free worker waits first, so that a free one gets it;
         # if none took it meanwhile, all are busy and this one takes its share (admission
         # control then queues or refuses it as with one process).
-        free = self.pool.max_workers - self.pool.running_hint
+        free = self._free_workers()
         if free <= 0:
             free = self._wait_for_a_free_worker(self.config.busy_accept_delay)
         self._accept_batch(listener, limit=free)
+
+    def _free_workers(self) -> int:
+        # Queued jobs count as busy: each has a worker woken for it, or one that will take it
+        # when done. A connection just accepted waits queued until its woken worker runs, so
+        # counting running jobs only would take a whole burst of connections in one process.
+        pool = self.pool
+        return pool.max_workers - pool.running_hint - pool.pending
 
     def _wait_for_a_free_worker(self, delay: float) -> int:
         """Wait until a worker is free or `delay` has passed; how many to accept then.
@@ -356,7 +363,7 @@ class Server:
         while (left := end - monotonic()) > 0:
             if waker.poll(min(left, 0.002) * 1000) or self._stop_accepting.is_set():
                 return 0
-            free = self.pool.max_workers - self.pool.running_hint
+            free = self._free_workers()
             if free > 0:
                 return free
         return 64  # still busy: so is every other process, or it would have taken it
