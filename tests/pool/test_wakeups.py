@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 from poolserver.pool import WorkerPool
+from tests.waiting import wait_for
 
 
 def _warm(pool: WorkerPool, workers: int) -> None:
@@ -56,3 +57,14 @@ def test_jobs_posted_from_several_threads_all_run_and_leave_the_pool_at_rest() -
     finally:
         pool.close()
     assert pool.statistics().workers == 0
+
+
+def test_a_shutdown_without_wait_lets_idle_workers_exit_once_the_queue_is_done() -> None:
+    # Right after a post, the job is queued with one worker woken for it and the others still
+    # idle: a drain that starts then must still end with every thread gone.
+    pool = WorkerPool(3, 8)
+    _warm(pool, 3)
+    future = pool.submit(lambda: "done")
+    pool.shutdown(wait=False)
+    assert future.result(10) == "done"
+    wait_for("the idle workers to exit", lambda: pool.statistics().workers == 0, 10)

@@ -632,6 +632,9 @@ class WorkerPool(Executor):
         if self._state != _OPEN:
             if not self._line:
                 self._retire_locked(worker)
+                # Workers left idle while jobs were queued for others already woken are of
+                # no further use either.
+                self._retire_idle_locked(keep=0)
             if not self._running and not self._line:
                 # Nothing is left to run: a drain nobody waits for (shutdown(wait=False))
                 # still ends, and the timer thread exits.
