@@ -8,22 +8,20 @@ pool occupancy (for the status page).
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from dataclasses import dataclass
 from time import monotonic
 from typing import TYPE_CHECKING
 
-from ..pool import DEFAULT_BUCKETS, Distribution
-from ._stats import RateMeter, Timing
+from ..pool import Distribution
+from ._stats import RateMeter, Timing, empty_distribution
 
 if TYPE_CHECKING:
     from ._server import Server
 
 HISTORY_SECONDS = 300
 WAIT_WINDOW = 10.0
-_NO_WAITS = tuple((bound, 0) for bound in (*DEFAULT_BUCKETS, math.inf))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +71,8 @@ class Sampler:
         """The queue waits of the last ten seconds (between the oldest and newest sample)."""
         waits = list(self._waits)
         if len(waits) < 2:
-            # Empty, with the buckets of a full one: processes' windows add up bucket by bucket.
-            return Distribution(count=0, sum=0.0, buckets=_NO_WAITS)
+            # With the buckets of a full one: processes' windows add up bucket by bucket.
+            return empty_distribution()
         _, old, old_sum = waits[0]
         _, new, new_sum = waits[-1]
         buckets = tuple(

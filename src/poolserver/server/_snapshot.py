@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..pool import Distribution
-from ._stats import Timing
+from ._stats import Timing, empty_distribution
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -215,11 +215,7 @@ def add_counters(into: Snapshot, data: Snapshot) -> None:
 
 
 def _added(a: Distribution, b: Distribution) -> Distribution:
-    """Two distributions over the same buckets as one. An empty one may have no buckets."""
-    if not a.buckets:
-        return b
-    if not b.buckets:
-        return a
+    """Two distributions over the same buckets as one."""
     return Distribution(
         count=a.count + b.count,
         sum=a.sum + b.sum,
@@ -293,7 +289,7 @@ def merge(
     merged["config"]["request_timeout"] = parts[0][1]["config"]["request_timeout"] if parts else 0
     merged["pool"] = _sum_fields([_NO_POOL, *(d["pool"] for _, d in parts)])
     merged["connections"] = _sum_fields([_NO_CONNECTIONS, *(d["connections"] for _, d in parts)])
-    recent = Distribution(count=0, sum=0.0, buckets=())
+    recent = empty_distribution()
     for _, data in parts:
         recent = _added(recent, distribution(data["recent_queue_wait"]))
     merged["recent_queue_wait"] = summary(recent)

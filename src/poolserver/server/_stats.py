@@ -173,6 +173,11 @@ class Stats:
         return Totals(responses, refusals, bad, timeouts, slow, stuck, timings)
 
 
+def empty_distribution() -> Distribution:
+    """No observations, over the buckets every timing has (so that it adds up with them)."""
+    return _distribution([0] * (len(DEFAULT_BUCKETS) + 1), 0.0)
+
+
 def _distribution(counts: list[int], total: float) -> Distribution:
     cumulative, running = [], 0
     for bound, count in zip((*DEFAULT_BUCKETS, math.inf), counts, strict=True):
