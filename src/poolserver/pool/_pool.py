@@ -414,20 +414,22 @@ class WorkerPool(Executor):
             self._blocked -= 1
 
     def _place_locked(self, entry: _Entry) -> None:
-        idle = self._idle
-        if not idle and len(self._workers) < self._max_workers:
+        if not self._idle and len(self._workers) < self._max_workers:
             self._running += 1
             entry.where = _RUNNING
             self._spawn_locked(entry)
             return
         entry.where = _QUEUED
-        queue = self._queue
-        queue.append(entry)
+        self._queue.append(entry)
         if entry.deadline is not None:
             self._watch_locked(entry.deadline)
-        if idle and len(queue) > self._waking:
+        self._wake_for_queue_locked()
+
+    def _wake_for_queue_locked(self) -> None:
+        """Wake an idle worker if fewer are on their way than jobs are queued."""
+        if self._idle and len(self._queue) > self._waking:
             self._waking += 1
-            idle.pop().wake.release()
+            self._idle.pop().wake.release()
 
     def _room_freed_locked(self) -> None:
         """Give freed room to the admission line first, then to one blocked submitter.
@@ -507,18 +509,16 @@ class WorkerPool(Executor):
                         return  # retired while idle
                     self._waking -= 1
                     entry = self._next_locked(worker)
-                    if entry is None:
-                        if worker in workers:
-                            idle.append(worker)
-                        elif queue and idle and len(queue) > self._waking:
-                            # Retired (the pool shrank): the job it was woken for needs another.
-                            self._waking += 1
-                            idle.pop().wake.release()
+                    retired = worker not in workers
+                    if retired:
+                        self._wake_for_queue_locked()  # for the job it was woken for
+                    elif entry is None:
+                        idle.append(worker)
                 finally:
                     lock.release()
+                if retired:
+                    return
                 if entry is None:
-                    if worker not in workers:
-                        return
                     worker.wake.acquire()
                     continue
             started = monotonic()
