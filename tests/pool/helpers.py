@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from poolserver.pool import PoolError
+from poolserver.pool import PoolError, WorkerPool
 
 
 class Gate:
@@ -46,3 +46,12 @@ class RecordingJob:
     def discard(self, reason: PoolError) -> None:
         self.discarded.append(reason)
         self.gone.set()
+
+
+def warm_up(pool: WorkerPool, workers: int, timeout: float = 10.0) -> None:
+    """Start `workers` threads in `pool` and let them all go idle."""
+    barrier = threading.Barrier(workers + 1, timeout=timeout)
+    futures = [pool.submit(barrier.wait) for _ in range(workers)]
+    barrier.wait()
+    for future in futures:
+        future.result(timeout)

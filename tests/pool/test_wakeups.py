@@ -8,14 +8,7 @@ import threading
 from poolserver.pool import WorkerPool
 from tests.waiting import wait_for
 
-
-def _warm(pool: WorkerPool, workers: int) -> None:
-    """Start `workers` threads and let them all go idle."""
-    barrier = threading.Barrier(workers + 1, timeout=10)
-    futures = [pool.submit(barrier.wait) for _ in range(workers)]
-    barrier.wait()
-    for future in futures:
-        future.result(10)
+from .helpers import warm_up
 
 
 def test_a_burst_of_blocking_jobs_runs_on_every_idle_worker_at_once() -> None:
@@ -23,7 +16,7 @@ def test_a_burst_of_blocking_jobs_runs_on_every_idle_worker_at_once() -> None:
     # at a time, or only when another job arrives), the barrier would time out.
     workers = 8
     with WorkerPool(workers, 64) as pool:
-        _warm(pool, workers)
+        warm_up(pool, workers)
         barrier = threading.Barrier(workers, timeout=10)
         futures = [pool.submit(barrier.wait) for _ in range(workers)]
         assert sorted(f.result(10) for f in futures) == list(range(workers))
@@ -63,7 +56,7 @@ def test_a_shutdown_without_wait_lets_idle_workers_exit_once_the_queue_is_done()
     # Right after a post, the job is queued with one worker woken for it and the others still
     # idle: a drain that starts then must still end with every thread gone.
     pool = WorkerPool(3, 8)
-    _warm(pool, 3)
+    warm_up(pool, 3)
     future = pool.submit(lambda: "done")
     pool.shutdown(wait=False)
     assert future.result(10) == "done"

@@ -11,6 +11,7 @@ from typing import Any
 from poolserver.config import Config
 from poolserver.server import Server
 
+from ..pool.helpers import warm_up
 from .apps import StartResponse
 from .helpers import TIMEOUT
 
@@ -33,15 +34,6 @@ class Holding:
         return [b"ok"]
 
 
-def _warm(server: Server, workers: int) -> None:
-    """Start `workers` threads in the server's pool and let them go idle."""
-    barrier = threading.Barrier(workers + 1, timeout=TIMEOUT)
-    futures = [server.pool.submit(barrier.wait) for _ in range(workers)]
-    barrier.wait()
-    for future in futures:
-        future.result(TIMEOUT)
-
-
 def test_a_burst_of_connections_is_shared_by_servers_on_one_listener() -> None:
     listener = socket.create_server(("127.0.0.1", 0), backlog=64)
     port = listener.getsockname()[1]
@@ -53,8 +45,9 @@ def test_a_burst_of_connections_is_shared_by_servers_on_one_listener() -> None:
     servers = [Server(app, config) for app in apps]
     clients: list[socket.socket] = []
     try:
+        # Idle workers: a new job is queued for one of them, not given to a new thread.
         for server in servers:
-            _warm(server, 2)  # idle workers: a new job is queued for one, not given a new one
+            warm_up(server.pool, 2)
         # A burst: four requests wait in the backlog when the servers begin to accept.
         for _ in range(4):
             client = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
