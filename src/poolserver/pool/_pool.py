@@ -11,9 +11,11 @@ Every piece of shared state lives under one lock, `_lock`; nothing relies on the
   a busy worker took it meanwhile. A job is not bound to the worker woken for it: a worker that
   finishes a job takes the next without sleeping, which under load spares most wake-ups (and
   the thread switches they cost). Every queued job has a woken or a busy worker to take it.
-* `_running` counts jobs assigned to a worker, `_queue` holds the rest. A job is admitted only
+* `_running` counts jobs a worker has taken, `_queue` holds the rest. A job is admitted only
   while `running + queued < max_workers + queue_size` (the seed's channel capacity) and nobody is
-  ahead of it in the admission line.
+  ahead of it in the admission line. What the pool reports counts a queued job that a woken
+  worker is on its way to take as running (`_on_the_way`), so `queued` is what waits for a
+  worker to free up, and never exceeds `queue_size`.
 * An idle worker parks on a lock of its own, held while it sleeps and released to wake it (for
   work, or to retire): at most one wake-up per queued job, no shared Condition to stampede.
 * Whoever removes an entry from the queue or the admission line, under the lock, owns it: a
@@ -923,13 +925,17 @@ class WorkerPool(Executor):
     def running_hint(self) -> int:
         """Jobs running now, read without the lock: only a hint, for decisions such as
         whether to accept more work."""
-        return self._running
+        return self._running + self._on_the_way()
 
     @property
     def pending(self) -> int:
         """Jobs waiting for a worker now (queued or in the admission line). Read without the
         lock, so only a hint: for decisions such as yielding a worker to waiting jobs."""
-        return len(self._queue) + len(self._line)
+        return len(self._queue) - self._on_the_way() + len(self._line)
+
+    def _on_the_way(self) -> int:
+        """Queued jobs that a woken worker is on its way to take."""
+        return min(self._waking, len(self._queue))
 
     def statistics(self) -> PoolStatistics:
         """A consistent snapshot of the pool's state and counters."""
@@ -938,8 +944,8 @@ class WorkerPool(Executor):
                 max_workers=self._max_workers,
                 queue_size=self._queue_size,
                 workers=len(self._workers),
-                running=self._running,
-                queued=len(self._queue),
+                running=self._running + self._on_the_way(),
+                queued=len(self._queue) - self._on_the_way(),
                 idle=len(self._idle),
                 waiting=len(self._line),
                 submitted=self._submitted,
