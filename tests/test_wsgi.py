@@ -428,6 +428,30 @@ def test_http_1_0_without_keep_alive_says_close() -> None:
     assert call.close
 
 
+@pytest.mark.parametrize(
+    ("app", "ending"),
+    [(list_app([b"hello"]), b"\r\n\r\nhello"), (generator_app([b"hel", b"lo"]), b"0\r\n\r\n")],
+    ids=["whole", "chunked"],
+)
+@pytest.mark.parametrize("keep_alive", [True, False])
+def test_the_last_bytes_of_a_closing_response_go_through_send_last(
+    app: WSGIApp, ending: bytes, keep_alive: bool
+) -> None:
+    # send_last may hold its bytes for the close: it carries the end of a response that
+    # closes the connection, and nothing of one that keeps it open.
+    sink, last = Sink(), Sink()
+    parsed = parse_request(get())
+    environ = build_environ(parsed, BASE, "10.1.2.3", 54321)
+    call = run_call(app, environ, parsed, sink, DateHeader(), keep_alive=keep_alive, send_last=last)
+    assert call.close is not keep_alive
+    assert parse_response(sink.data + last.data).body == b"hello"
+    if keep_alive:
+        assert last.sends == []
+    else:
+        assert len(last.sends) == 1
+        assert last.data.endswith(ending)
+
+
 def test_head_sends_no_body_but_keeps_content_length() -> None:
     response, call = respond(list_app([b"twelve bytes"]), get("/", method="HEAD"))
     assert response.header("Content-Length") == "12"

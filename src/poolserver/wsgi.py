@@ -234,6 +234,7 @@ class Call:
         "lifecycle",
         "no_body",
         "send",
+        "send_last",
         "sent",
         "status",
         "version",
@@ -246,8 +247,11 @@ class Call:
         request: Request,
         keep_alive: bool,
         lifecycle: Lifecycle | None,
+        *,
+        send_last: Callable[[bytes], None] | None = None,
     ) -> None:
         self.send = send
+        self.send_last = send_last or send
         self.lifecycle = lifecycle
         self.date = date
         self.version = request.version
@@ -368,7 +372,7 @@ class Call:
         data = self.head + tail if self.head else tail
         self.head = b""
         if data:
-            self.send(data)
+            (self.send_last if self.close else self.send)(data)
         if self.content_length is not None and self.sent < self.content_length and not self.no_body:
             self.close = True  # the client waits for bytes that will never come
 
@@ -382,8 +386,12 @@ def run_call(
     *,
     keep_alive: bool,
     lifecycle: Lifecycle | None = None,
+    send_last: Callable[[bytes], None] | None = None,
 ) -> Call:
     """Call `app` and send its framed response through `send`.
+
+    `send_last`, if given, sends the response's last bytes when the connection closes after
+    it (`call.close`): the caller promises to close or half-close it at once.
 
     Returns:
         The call: `not call.close` if the connection may serve another request.
@@ -396,7 +404,7 @@ def run_call(
 
     `lifecycle.draining`, read when the head is built, turns keep-alive off.
     """
-    call = Call(send, date, request, keep_alive, lifecycle)
+    call = Call(send, date, request, keep_alive, lifecycle, send_last=send_last)
     result = app(environ, call.start_response)
     try:
         if call.status is None and not isinstance(result, (list, tuple)):
@@ -435,7 +443,7 @@ def _send_whole(parts: list[bytes] | tuple[bytes, ...], call: Call) -> None:
     if call.content_length == total and not call.no_body and not call.chunked:
         call.sent = total  # the usual case: head and body in one send, no more framing
         head, call.head = call.head, b""
-        call.send(head + body if body else head)
+        (call.send_last if call.close else call.send)(head + body if body else head)
         return
     call.send_body(body)
     call.finish()

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -169,6 +169,55 @@ def test_app_connection_close_closes() -> None:
         assert response.body == b"bye"
         assert response.header("Connection") == "close"
         assert client.closed_by_server()
+
+
+class _HeldIterable:
+    """A response body whose `close()` waits until the test lets it go (bounded)."""
+
+    def __init__(self, body: bytes, release: threading.Event) -> None:
+        self.body = body
+        self.release = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.body
+
+    def close(self) -> None:
+        self.release.wait(TIMEOUT)
+
+
+class _HeldList(list[bytes]):
+    """The same as a list: the body whose length the server works out itself."""
+
+    def __init__(self, body: bytes, release: threading.Event) -> None:
+        super().__init__([body])
+        self.release = release
+
+    def close(self) -> None:
+        self.release.wait(TIMEOUT)
+
+
+@pytest.mark.parametrize("body_type", [_HeldList, _HeldIterable], ids=["whole", "chunked"])
+def test_a_closing_response_ends_the_stream_before_the_apps_close_returns(
+    body_type: type[_HeldList | _HeldIterable],
+) -> None:
+    # The half-close leaves with the response's last bytes (in the same segment on Linux), so
+    # a client knows at once that nothing follows, whatever the application's close() does.
+    release = threading.Event()
+
+    def held(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return body_type(b"hello", release)
+
+    with running(held) as server, RawClient(server.address, timeout=TIMEOUT / 2) as client:
+        try:
+            client.send(get_request("/", "Connection: close"))
+            response = client.read_response()
+            assert response.body == b"hello"
+            assert response.chunked == (body_type is _HeldIterable)
+            assert client.closed_by_server()  # before `release`: times out on a late FIN
+            assert not release.is_set()
+        finally:
+            release.set()
 
 
 def test_pipelined_requests_are_answered_in_order() -> None:

@@ -66,7 +66,7 @@ def serve_request(  # noqa: PLR0912, PLR0915 - the hot path, in one frame on pur
     try:
         call = run_call(
             server.app, environ, request, conn.send, server.date,
-            keep_alive=keep_alive, lifecycle=server,
+            keep_alive=keep_alive, lifecycle=server, send_last=conn.send_last,
         )  # fmt: skip
         status = call.code
         sent = call.sent

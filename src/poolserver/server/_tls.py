@@ -46,8 +46,9 @@ class TLSSocket:
             data += self._ssl.recv(min(pending, size - len(data)))
         return data
 
-    def send(self, data: bytes | memoryview) -> int:
-        """Bytes of `data` accepted."""
+    def send(self, data: bytes | memoryview, flags: int = 0) -> int:
+        """Bytes of `data` accepted. `flags` (a plain socket's send flags) are ignored: TLS
+        records are framed by the ssl module, which takes none."""
         try:
             return self._ssl.send(data)
         except _WANT as exc:
