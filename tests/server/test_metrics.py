@@ -148,6 +148,34 @@ def test_refusals_are_counted_by_reason() -> None:
     assert value(samples, "poolserver_refusals_total", reason="queue_age") == 0
 
 
+def test_a_client_that_leaves_while_the_pool_is_full_is_not_counted_as_refused() -> None:
+    # An idle keep-alive connection that its client closes becomes readable and is posted
+    # like one with a request; with the pool full it is discarded: closed, not refused.
+    options = {"admin_port": 0, "workers": 2, "queue_size": 0, "overload_policy": "reject"}
+    with serving(WorkApp(), **options) as server:
+        leaving = http.client.HTTPConnection(*server.address, timeout=10)
+        staying = http.client.HTTPConnection(*server.address, timeout=10)
+        release = threading.Event()
+        try:
+            for client in (leaving, staying):  # both served once, then idle
+                client.request("GET", "/")
+                response = client.getresponse()
+                response.read()
+                assert response.status == 200
+            for _ in range(2):  # both workers taken: `submit` waits for room, never refused
+                server.pool.submit(release.wait, 10, timeout=5)
+            leaving.close()
+            # The poller hands readable connections over in the order they became readable:
+            # by the time this request is refused, the departed one has been dealt with.
+            staying.request("GET", "/")
+            assert staying.getresponse().status == 503
+            samples = scrape(server)
+        finally:
+            release.set()
+            staying.close()
+    assert value(samples, "poolserver_refusals_total", reason="queue_full") == 1
+
+
 def test_requests_that_do_not_arrive_in_time_are_counted() -> None:
     with serving(WorkApp(), admin_port=0, header_timeout=0.2) as server:
         assert raw(server, b"GET / HTTP/1.1\r\nHost: x\r\n").startswith(b"HTTP/1.1 408")

@@ -471,16 +471,25 @@ class Connection(Task):
             return
         self.server.poller.park(self, LINGER, monotonic() + LINGER_TIMEOUT)
 
-    def answer_unread(self, response: bytes) -> None:
-        """Refuse a connection whose input was never read: drop what it sent, answer, close.
+    def drop_unread(self) -> bool | None:
+        """Read and drop what a connection about to be refused sent.
+
+        Returns:
+            False if its client is gone (EOF or an error): the connection is then closed and
+            nobody is there to answer. Else as `_drain`: True if the socket is now empty.
+        """
+        empty = self._drain()
+        if empty is False:
+            self.close()
+        return empty
+
+    def answer_unread(self, response: bytes, empty: bool | None) -> None:
+        """Answer a connection whose input `drop_unread` dropped (`empty`: what it said), then
+        close it.
 
         When the socket is empty once its input is dropped, a plain close cannot reset the
         answer (nothing is left unread), so it closes at once; otherwise it lingers.
         """
-        empty = self._drain()
-        if empty is False:
-            self.close()  # the client is gone: nobody would read the answer
-            return
         lock = self.send_lock
         lock.acquire()
         try:

@@ -487,10 +487,16 @@ class Server:
             why = Refusal.QUEUE_AGE
         else:
             why = Refusal.QUEUE_FULL
+        empty = conn.drop_unread()
+        if empty is False:
+            # Nobody to refuse: an idle keep-alive connection whose client closed it is posted
+            # like one with a request, and is only closed.
+            return
+        # Counted before the answer: a client that has its 503 finds it in the books.
         self.stats.shard().refusals[why] += 1
         if self.debug:
             log.debug("503 to %s: %s", conn.remote_addr, why.value)
-        conn.answer_unread(self._unavailable())
+        conn.answer_unread(self._unavailable(), empty)
 
     def refuse_late(self, conn: Connection, request: Request, waited: float) -> None:
         """Answer 503 to a request that waited past `max_queue_wait` (found by its worker)."""
