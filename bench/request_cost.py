@@ -92,13 +92,11 @@ class Rig:
     def served(self, count: int) -> None:
         """`count` requests through `Connection.run`, as a worker runs it."""
         send, recv, run, conn = self.client.send, self.client.recv, self.conn.run, self.conn
-        parked = self.server.poller._idle  # what park_idle appends to; nothing pops it here
         for _ in range(count):
             send(REQUEST)
             conn.ready_at = time.monotonic()  # as the poller sets it when it hands it over
-            run()
+            run()  # ends parking the connection: epoll armed, the poller (not started) idle
             recv(65536)
-            parked.clear()
 
 
 def answer_constant(conn: Connection, request: Request, waited: float, started: float) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import gc
 import http.client
@@ -10,12 +11,15 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from poolserver.demo import app
 from poolserver.server import Server
+from poolserver.server._connection import HIGH_WATER
 from poolserver.testing import serving
+from poolserver.wsgi import StartResponse
 
 from ..waiting import wait_for
 
@@ -137,6 +141,38 @@ def test_keepalive_requests_leave_nothing_for_the_garbage_collector_to_walk() ->
         finally:
             client.close()
     assert grown < requests // 4, f"{grown} more objects tracked after {requests} requests"
+
+
+def big_response(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    """A body below the worker's high-water mark: what the socket does not take at once, the
+    worker hands to the poller to send (it does not wait for the client itself)."""
+    body = b"x" * (HIGH_WATER * 3 // 4)
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+
+
+@pytest.mark.timeout(30)
+def test_a_client_that_reads_nothing_is_dropped_after_write_timeout() -> None:
+    # The other timeouts are long, so the poller's regular look at deadlines comes only every
+    # second: a shorter deadline must bring it forward.
+    timeouts = {"write_timeout": 0.2, "header_timeout": 60.0, "keepalive_timeout": 60.0}
+    with serving(big_response, **timeouts) as server:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        try:
+            sock.connect(server.address)
+            wait_for("the connection to be accepted", lambda: server.connection_count == 1, 5)
+            (conn,) = server._connections.values()
+            assert isinstance(conn.sock, _socket.socket)  # plain TCP here
+            # A fixed send buffer: the kernel would otherwise grow it to take the whole body.
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+            sent = time.monotonic()
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read
+            wait_for("the connection to be dropped", lambda: server.connection_count == 0, 5)
+            dropped_after = time.monotonic() - sent
+        finally:
+            sock.close()
+    assert 0.2 <= dropped_after < 0.6, f"dropped after {dropped_after:.2f} s"
 
 
 def test_a_slow_client_times_out_with_408_and_nothing_else_is_disturbed() -> None:
