@@ -12,14 +12,14 @@ response can be written, or input must be discarded while lingering, the poller 
 non-blocking I/O itself too.
 
 Deadlines: every parked connection carries its own (`park_deadline`), and the poller sweeps
-`_parked` for those past it, at least every `max_sleep` (a quarter of the shortest of the
-header, read and keep-alive timeouts, at most 1 s) and at the earliest deadline it saw. A park
-with an earlier deadline than the next sweep brings the sweep forward and wakes the poller.
-Nothing is recorded per park but the connection's own fields: a keep-alive park, once per
-request, allocates nothing. (A queue of `(deadline, connection)` entries would hold one per
-request for `keepalive_timeout`: ~150,000 at 30,000 requests/s and 5 s, each an object for the
-cyclic garbage collector to walk, which paused the server for ~90 ms every few seconds; with a
-60 s timeout, millions.) A sweep costs ~30 ns per parked connection (0.3 ms for 10,000).
+`_parked` for those past it every `sweep_every` seconds: a quarter of the shortest timeout a
+park can have, at most 1 s (`sweep_interval`). So each deadline is kept at most a quarter of its
+duration late, and a sweep's cost does not depend on how many deadlines there are: ~30 ns per
+parked connection (0.3 ms for 10,000). Nothing is recorded per park but the connection's own
+fields: a keep-alive park, once per request, allocates nothing. (A queue of
+`(deadline, connection)` entries would hold one per request for `keepalive_timeout`: ~150,000
+at 30,000 requests/s and 5 s, each an object for the cyclic garbage collector to walk, which
+paused the server for ~90 ms every few seconds; with a 60 s timeout, millions.)
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING
 
 from ..http import error_response
 from ..wsgi import ClientGone
-from ._connection import HANDSHAKE_WRITE, LINGER, READ, WRITE, Connection
+from ._connection import HANDSHAKE_WRITE, LINGER, LINGER_TIMEOUT, READ, WRITE, Connection
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ._server import Server
 
 log = logging.getLogger("poolserver")
@@ -45,16 +46,28 @@ _READ_EVENTS = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT
 _WRITE_EVENTS = select.EPOLLOUT | select.EPOLLONESHOT
 
 
+def sweep_interval(config: Config) -> float:
+    """Seconds between two sweeps for deadlines: a quarter of the shortest timeout a parked
+    connection can have, at most 1 s."""
+    shortest = min(
+        config.header_timeout,
+        config.keepalive_timeout,
+        config.read_timeout,
+        config.write_timeout,
+        LINGER_TIMEOUT,
+    )
+    return min(1.0, shortest / 4)
+
+
 class Poller:
     """Watches parked connections; hands readable ones to the pool; expires the idle."""
 
-    def __init__(self, server: Server, max_sleep: float) -> None:
+    def __init__(self, server: Server, sweep_every: float) -> None:
         self._server = server
         self._epoll = select.epoll()
         self._parked: dict[int, Connection] = {}
-        self._max_sleep = max_sleep
-        # When the poller next sweeps for deadlines; parking threads may bring it forward.
-        self._next_sweep = monotonic() + max_sleep
+        self._sweep_every = sweep_every
+        self._next_sweep = monotonic() + sweep_every
         self._wake_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -81,15 +94,9 @@ class Poller:
         conn.park_mode = mode
         conn.park_deadline = deadline
         self._arm(conn, _WRITE_EVENTS if mode in (WRITE, HANDSHAKE_WRITE) else _READ_EVENTS)
-        if deadline < self._next_sweep:
-            # Read and written by several threads without a lock: a sweep that sets it at
-            # the same moment may lose this, and the deadline is then kept at most
-            # `max_sleep` late.
-            self._next_sweep = deadline
-            self.wake()
 
     def park_idle(self, conn: Connection, deadline: float) -> None:
-        """Park an idle keep-alive connection (its deadline is never before the next sweep)."""
+        """Park an idle keep-alive connection (`park` for the most frequent park)."""
         conn.park_seq += 1
         conn.park_mode = READ
         conn.park_deadline = deadline
@@ -202,19 +209,11 @@ class Poller:
         return max(self._next_sweep - monotonic(), 0.0)
 
     def _sweep(self, now: float) -> None:
-        """Time out the parked connections past their deadline; set the next sweep."""
+        """Time out the parked connections past their deadline."""
+        self._next_sweep = now + self._sweep_every
         parked = self._parked
-        # Set first, so that a park during the sweep may still bring the next one forward.
-        self._next_sweep = next_sweep = now + self._max_sleep
-        due = []
         # A snapshot: workers add to `_parked` meanwhile (only this thread removes).
-        for conn in list(parked.values()):
-            deadline = conn.park_deadline
-            if deadline <= now:
-                due.append(conn)
-            elif deadline < next_sweep:
-                next_sweep = deadline
-        self._next_sweep = min(self._next_sweep, next_sweep)
+        due = [conn for conn in list(parked.values()) if conn.park_deadline <= now]
         for conn in due:
             if parked.get(conn.fd) is conn:  # not closed meanwhile (and its number reused)
                 del parked[conn.fd]

@@ -39,7 +39,7 @@ from ._admin import AdminServer
 from ._agent import AgentListener, agent_reply
 from ._connection import HANDSHAKE_READ, HANDSHAKE_WRITE, Connection
 from ._listen import open_listener, tls_context
-from ._poller import Poller
+from ._poller import Poller, sweep_interval
 from ._proxy import is_trusted
 from ._sampler import Sampler
 from ._snapshot import snapshot
@@ -104,8 +104,7 @@ class Server:
             initializer=_set_worker_scheduling,
             initargs=(config.worker_scheduling,),
         )
-        shortest = min(config.header_timeout, config.keepalive_timeout, config.read_timeout)
-        self.poller = Poller(self, max_sleep=min(1.0, shortest / 4))
+        self.poller = Poller(self, sweep_every=sweep_interval(config))
         self.watchdog = Watchdog(self)
         self.stats = Stats()
         self.sampler = Sampler(self)
