@@ -125,7 +125,7 @@ class Connection(Task):
         self.send_lock = threading.Lock()
         self.park_deadline = 0.0
         self.park_mode = 0
-        self.park_seq = 0
+        self.park_seq = 0  # parks so far: tells a connection parked again from one still parked
         self.registered = False
         self.trusted = False  # the peer may speak for the client (forwarded_allow_ips)
         self.proxy_buf: bytes | None = None  # a PROXY header is awaited (b"" so far)

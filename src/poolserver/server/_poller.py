@@ -96,7 +96,8 @@ class Poller:
         self._arm(conn, _WRITE_EVENTS if mode in (WRITE, HANDSHAKE_WRITE) else _READ_EVENTS)
 
     def park_idle(self, conn: Connection, deadline: float) -> None:
-        """Park an idle keep-alive connection (`park` for the most frequent park)."""
+        """Park an idle keep-alive connection: `park` without its choice of events, for the
+        most frequent park (one per keep-alive request)."""
         conn.park_seq += 1
         conn.park_mode = READ
         conn.park_deadline = deadline
