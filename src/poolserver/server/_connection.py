@@ -269,7 +269,7 @@ class Connection(Task):
             # A request under way, or a new connection that has sent nothing yet.
             server.poller.park(self, READ, self.request_started + server.config.header_timeout)
         else:
-            server.poller.park_idle(self, self.last_end + server.config.keepalive_timeout)
+            server.poller.park(self, READ, self.last_end + server.config.keepalive_timeout)
 
     def environ_base(self) -> dict[str, Any]:
         """The environ keys every request of this connection shares, kept from its second
@@ -451,7 +451,9 @@ class Connection(Task):
         with self.send_lock:
             self._finish_with(response)
 
-    def _finish_with(self, response: bytes) -> None:
+    def _finish_with(self, response: bytes, *, close_when_sent: bool = False) -> None:
+        """Send `response` in place of anything pending; once it is out, linger (or close, if
+        nothing unread could reset it)."""
         self.out.clear()
         self.out_size = 0
         with contextlib.suppress(ClientGone):
@@ -459,6 +461,8 @@ class Connection(Task):
         self.after_write = LINGER
         if self.out:
             self.server.poller.park(self, WRITE, monotonic() + self.server.config.write_timeout)
+        elif close_when_sent:
+            self.close()
         else:
             self.linger()
 
@@ -490,22 +494,8 @@ class Connection(Task):
         When the socket is empty once its input is dropped, a plain close cannot reset the
         answer (nothing is left unread), so it closes at once; otherwise it lingers.
         """
-        lock = self.send_lock
-        lock.acquire()
-        try:
-            if empty and not self.parser.in_progress:
-                self.out.clear()
-                with contextlib.suppress(ClientGone):
-                    self._write(response, LAST_SEND_FLAGS)
-                if not self.out:
-                    self.close()
-                    return
-                self.after_write = LINGER
-                self.server.poller.park(self, WRITE, monotonic() + self.server.config.write_timeout)
-                return
-            self._finish_with(response)
-        finally:
-            lock.release()
+        with self.send_lock:
+            self._finish_with(response, close_when_sent=bool(empty) and not self.parser.in_progress)
 
     def _drain(self) -> bool | None:
         """Read and drop what the socket holds: True when it is then empty, False at EOF or

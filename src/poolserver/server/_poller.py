@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 A parked connection belongs to the poller. Workers park a connection as their last act on it
-(`park`, `park_idle`): they record the deadline, put it in `_parked`, then arm epoll with
+(`park`): they record the deadline, put it in `_parked`, then arm epoll with
 EPOLLONESHOT; the poller may take it the instant epoll is armed. When it is readable, the
 poller hands it to the pool, unless a request's head is under way (or a new connection has sent
 nothing yet): then the poller reads and parses what came itself, and hands the connection over
@@ -95,14 +95,6 @@ class Poller:
         conn.park_deadline = deadline
         self._arm(conn, _WRITE_EVENTS if mode in (WRITE, HANDSHAKE_WRITE) else _READ_EVENTS)
 
-    def park_idle(self, conn: Connection, deadline: float) -> None:
-        """Park an idle keep-alive connection: `park` without its choice of events, for the
-        most frequent park (one per keep-alive request)."""
-        conn.park_seq += 1
-        conn.park_mode = READ
-        conn.park_deadline = deadline
-        self._arm(conn, _READ_EVENTS)
-
     def _arm(self, conn: Connection, events: int) -> None:
         fd = conn.fd
         self._parked[fd] = conn
@@ -193,7 +185,7 @@ class Poller:
             deadline = conn.request_started + self._server.config.header_timeout
             self.park(conn, READ, deadline)
         else:
-            self.park_idle(conn, monotonic() + self._server.config.keepalive_timeout)
+            self.park(conn, READ, monotonic() + self._server.config.keepalive_timeout)
 
     def _linger(self, conn: Connection) -> None:
         if conn.discard_input():
