@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from poolserver.pool import Distribution, WorkerPool
+from poolserver.pool import Distribution, PoolError, Task, WorkerPool
 
 from .helpers import Gate
 
@@ -75,3 +75,41 @@ def test_distribution_quantile_interpolates_inside_buckets() -> None:
     assert dist.quantile(0.75) == pytest.approx(0.55)
     assert dist.mean == 0.25
     assert Distribution(count=0, sum=0.0, buckets=()).quantile(0.5) is None
+
+
+class _Twice(Task):
+    """A task that asks to be requeued once, then completes."""
+
+    __slots__ = ("runs",)
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def run(self) -> bool:
+        self.runs += 1
+        return self.runs == 1
+
+    def discard(self, reason: PoolError) -> None:
+        raise AssertionError(f"discarded: {reason}")
+
+
+def test_a_pool_without_timings_books_every_outcome_but_no_histogram() -> None:
+    # An owner that times its jobs itself (the HTTP server) turns the pool's timings off.
+    def fail() -> None:
+        raise ValueError("expected")
+
+    pool = WorkerPool(2, timings=False)
+    done = [pool.submit(lambda: None) for _ in range(5)]
+    failed = pool.submit(fail)
+    twice = [_Twice() for _ in range(3)]
+    for task in twice:
+        pool.post(task, deadline=time.monotonic() + 30)
+    for future in done:
+        future.result(5)
+    with pytest.raises(ValueError, match="expected"):
+        failed.result(5)
+    pool.close()
+    stats = pool.statistics()
+    assert [task.runs for task in twice] == [2, 2, 2]
+    assert (stats.completed, stats.failed) == (8, 1)
+    assert stats.queue_wait.count == stats.run_time.count == 0

@@ -238,6 +238,10 @@ class WorkerPool(Executor):
             it, a failed `post()` job is logged at ERROR with its traceback, and a failed
             `submit()` job is logged only if its future is collected without anyone reading
             the exception (it is always kept on the future and counted as failed).
+        timings: keep the histograms of queue wait and run time (`statistics()`). An owner
+            that times its jobs itself turns them off: that spares two clock reads, two
+            bisections and four float operations per job (the HTTP server does, ~4% of
+            its keep-alive throughput on one core).
     """
 
     def __init__(
@@ -250,6 +254,7 @@ class WorkerPool(Executor):
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
         on_error: ErrorHook | None = None,
+        timings: bool = True,
     ) -> None:
         if max_workers is None:
             max_workers = min(32, (os.cpu_count() or 1) + 4)
@@ -264,6 +269,7 @@ class WorkerPool(Executor):
         self._initializer = initializer
         self._initargs = initargs
         self._on_error = on_error
+        self._timings = timings
 
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)  # blocked submitters wait here
@@ -279,6 +285,10 @@ class WorkerPool(Executor):
         self._state = _OPEN
         self._running = 0
         self._blocked = 0
+        # True whenever the pool is not open, or jobs wait for room, or there are workers to
+        # retire; may stay True after that ends, until a worker's next job books it. While
+        # False, a worker books a completed job and takes the next without looking at them.
+        self._unsteady = False
         self._waking = 0  # workers woken for work that have not taken the lock yet
 
         self._submitted = self._completed = self._failed = 0
@@ -354,9 +364,7 @@ class WorkerPool(Executor):
         if isinstance(job, Task):
             entry = job  # its own bookkeeping: nothing to allocate
             job.deadline = deadline
-            job.enqueued = monotonic()
-            job.admit_by = math.inf
-            job.where = _GONE
+            job.enqueued = monotonic() if self._timings else 0.0
         else:
             entry = _Posted(job, deadline)
         lock = self._lock
@@ -383,10 +391,11 @@ class WorkerPool(Executor):
                 return
             if wait > 0 and len(self._line) < self._max_waiting:
                 entry.where = _LINE
-                entry.admit_by = entry.enqueued + wait
+                entry.admit_by = monotonic() + wait
                 if deadline is not None and deadline < entry.admit_by:
                     entry.admit_by = deadline  # no use admitting it after its deadline
                 self._line.append(entry)
+                self._unsteady = True
                 self._watch_locked(entry.admit_by)
                 return
             self._rejected += 1
@@ -404,6 +413,7 @@ class WorkerPool(Executor):
     def _wait_for_room_locked(self, timeout: float | None) -> None:
         end = None if timeout is None else monotonic() + timeout
         self._blocked += 1
+        self._unsteady = True
         try:
             while not self._has_room_locked():
                 remaining = None if end is None else end - monotonic()
@@ -498,6 +508,7 @@ class WorkerPool(Executor):
     def _work(self, worker: _Worker) -> None:  # noqa: PLR0912, PLR0915 - the hot loop, one frame
         self._initialize_worker(worker)
         lock, queue, idle, workers = self._lock, self._queue, self._idle, self._workers
+        timed = self._timings
         wait_counts, wait_bounds = self._queue_wait.counts, self._queue_wait.bounds
         run_counts, run_bounds = self._run_time.counts, self._run_time.bounds
         entry = worker.entry
@@ -546,33 +557,35 @@ class WorkerPool(Executor):
                 if worker.abandoned:
                     self._forget_stuck_locked(worker)
                     return
-                self._running -= 1
-                if outcome == _COMPLETED:
+                if outcome == _COMPLETED and not self._unsteady:
                     # The common case, booked inline (see the note heading "admission").
                     self._completed += 1
                     entry.where = _GONE
-                    waited, ran = started - entry.enqueued, ended - started
-                    wait_counts[bisect_left(wait_bounds, waited)] += 1
-                    run_counts[bisect_left(run_bounds, ran)] += 1
-                    self._wait_sum += waited
-                    self._run_sum += ran
-                    if self._line or self._blocked:
-                        self._room_freed_locked()
-                else:
-                    self._account_locked(entry, outcome, started, ended)
-                if queue and (head := queue[0].deadline) is not None and head <= ended:
-                    self._skip_late_locked(ended)
-                if self._state == _OPEN and len(workers) <= self._max_workers:
+                    if timed:
+                        waited, ran = started - entry.enqueued, ended - started
+                        wait_counts[bisect_left(wait_bounds, waited)] += 1
+                        run_counts[bisect_left(run_bounds, ran)] += 1
+                        self._wait_sum += waited
+                        self._run_sum += ran
                     if queue:
-                        entry = queue.popleft()
-                        entry.where = _RUNNING
-                        self._running += 1
-                        worker.entry = entry
-                        continue
+                        if (head := queue[0].deadline) is not None and head <= ended:
+                            self._skip_late_locked(ended)
+                        if queue:
+                            # One job ends and the next begins: `_running` stays as it is.
+                            entry = queue.popleft()
+                            entry.where = _RUNNING
+                            worker.entry = entry
+                            continue
                     # The usual way to run out of work: park, in `_workers` still.
+                    self._running -= 1
                     worker.entry = entry = None
                     park = True
                 else:
+                    self._running -= 1
+                    self._account_locked(entry, outcome, started, ended)
+                    if queue and (head := queue[0].deadline) is not None and head <= ended:
+                        self._skip_late_locked(ended)
+                    self._unsteady = self._is_unsteady_locked()
                     entry = self._next_locked(worker)
                     park = entry is None and worker in workers
                 if park:
@@ -597,13 +610,19 @@ class WorkerPool(Executor):
         return _EXPIRED if entry.pool_discard(reason) else _CANCELLED
 
     def _account_locked(self, entry: _Entry, outcome: int, started: float, ended: float) -> None:
-        """Book any outcome but a plain completion (which `_work` books inline)."""
-        if outcome == _EXPIRED:
+        """Book any outcome of a run (`_work` books a plain completion inline while the pool
+        is steady)."""
+        if outcome == _COMPLETED:
+            self._completed += 1
+            if self._timings:
+                self._observe_locked(started - entry.enqueued, ended - started)
+        elif outcome == _EXPIRED:
             self._expired += 1
         elif outcome == _CANCELLED:
             self._cancelled += 1
         else:
-            self._observe_locked(started - entry.enqueued, ended - started)
+            if self._timings:
+                self._observe_locked(started - entry.enqueued, ended - started)
             if outcome == _REQUEUED:
                 entry.enqueued, entry.deadline, entry.where = ended, None, _QUEUED
                 self._queue.append(entry)
@@ -612,6 +631,14 @@ class WorkerPool(Executor):
         entry.where = _GONE
         if self._line or self._blocked:
             self._room_freed_locked()
+
+    def _is_unsteady_locked(self) -> bool:
+        return (
+            self._state != _OPEN
+            or bool(self._line)
+            or bool(self._blocked)
+            or len(self._workers) > self._max_workers
+        )
 
     def _observe_locked(self, waited: float, ran: float) -> None:
         self._queue_wait.observe(waited)
@@ -816,6 +843,7 @@ class WorkerPool(Executor):
         _check_count("max_workers", max_workers, minimum=1)
         with self._lock:
             self._max_workers = max_workers
+            self._unsteady = True  # workers beyond the new maximum retire
             self._capacity = max_workers + self._queue_size
             while self._queue and len(self._workers) < max_workers:
                 entry = self._queue.popleft()
@@ -880,6 +908,7 @@ class WorkerPool(Executor):
     def _begin_draining_locked(self) -> None:
         if self._state == _OPEN:
             self._state = _DRAINING
+            self._unsteady = True
         self._room.notify_all()
         if not self._queue and not self._line:
             self._retire_idle_locked(keep=0)

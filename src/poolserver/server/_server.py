@@ -103,6 +103,7 @@ class Server:
             name="poolserver",
             initializer=_set_worker_scheduling,
             initargs=(config.worker_scheduling,),
+            timings=False,  # each request is timed in its exchange, finer than the pool could
         )
         self.poller = Poller(self, sweep_every=sweep_interval(config))
         self.watchdog = Watchdog(self)
