@@ -220,6 +220,25 @@ def test_a_head_that_trickles_in_costs_the_pool_no_job_per_piece() -> None:
         sock.close()
 
 
+def test_the_next_request_on_a_keep_alive_connection_costs_one_job_however_it_arrives() -> None:
+    # The poller reads what arrives on an idle keep-alive connection too: the next request
+    # reaches the pool once, complete, however many pieces it came in.
+    pieces = [SLOW_REQUEST[i : i + 10] for i in range(0, len(SLOW_REQUEST), 10)]
+    with serving(app, workers=2) as server:
+        sock = socket.create_connection(server.address, timeout=5)
+        sock.sendall(SLOW_REQUEST)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
+        wait_for("the first job to be booked", lambda: server.pool.statistics().running == 0, 5)
+        assert server.pool.statistics().completed == 1
+        for piece in pieces[:-1]:
+            send_and_wait_until_read(sock, server, piece)
+        sock.sendall(pieces[-1])
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
+        wait_for("the second job to be booked", lambda: server.pool.statistics().running == 0, 5)
+        assert server.pool.statistics().completed == 2
+        sock.close()
+
+
 def test_bad_bytes_in_a_trickling_head_are_answered_400_and_the_server_goes_on() -> None:
     with serving(app, workers=2) as server:
         sock = socket.create_connection(server.address, timeout=5)

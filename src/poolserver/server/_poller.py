@@ -5,10 +5,10 @@ Theory of operation
 A parked connection belongs to the poller. Workers park a connection as their last act on it
 (`park`): they record the deadline, put it in `_parked`, then arm epoll with
 EPOLLONESHOT; the poller may take it the instant epoll is armed. When it is readable, the
-poller hands it to the pool, unless a request's head is under way (or a new connection has sent
-nothing yet): then the poller reads and parses what came itself, and hands the connection over
-only once a request is complete, so a head that trickles in costs no worker. When a pending
-response can be written, or input must be discarded while lingering, the poller does that small
+poller reads and parses what came itself, and hands the connection to the pool only once a
+request is complete (or a body is to be read, which a worker does): so a head that trickles in
+costs no worker, and a keep-alive request reaches its worker parsed. When a pending response
+can be written, or input must be discarded while lingering, the poller does that small
 non-blocking I/O itself too.
 
 Deadlines: every parked connection carries its own (`park_deadline`), and the poller sweeps
@@ -135,10 +135,10 @@ class Poller:
                     continue
                 mode = conn.park_mode
                 if mode == READ:
-                    if conn.head_under_way():
-                        self._read_head(conn, now)
+                    if conn.parser.awaiting_body is None:
+                        self._read(conn, now)
                     else:
-                        server.resume(conn, now)
+                        server.resume(conn, now)  # a body: read by a worker
                 elif mode == WRITE:
                     self._write(conn)
                 elif mode == LINGER:
@@ -158,16 +158,17 @@ class Poller:
         if self._close_idle_requested:
             self._close_idle()
 
-    def _read_head(self, conn: Connection, now: float) -> None:
+    def _read(self, conn: Connection, now: float) -> None:
         # A head that trickles in (a slow client, or slowloris) is read here as it comes and
         # reaches the pool only once a request is complete: each piece would otherwise cost
-        # a hand-off to a worker and back, for a few bytes.
-        if not conn.receive_head():
+        # a hand-off to a worker and back, for a few bytes. A keep-alive connection's next
+        # request, read here too, reaches its worker parsed.
+        if not conn.receive():
             return  # closed, or answered with an error and lingering
-        if conn.head_under_way():
-            self.park(conn, READ, conn.request_started + self._server.config.header_timeout)
-        else:
+        if conn.ready:
             self._server.resume(conn, now)
+        else:
+            conn.wait_for_more()
 
     def _write(self, conn: Connection) -> None:
         try:
