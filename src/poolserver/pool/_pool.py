@@ -287,7 +287,8 @@ class WorkerPool(Executor):
         self._blocked = 0
         # True whenever the pool is not open, or jobs wait for room, or there are workers to
         # retire; may stay True after that ends, until a worker's next job books it. While
-        # False, a worker books a completed job and takes the next without looking at them.
+        # False, a worker books a completed job and takes the next without looking at them,
+        # so whatever starts one of those conditions must set it.
         self._unsteady = False
         self._waking = 0  # workers woken for work that have not taken the lock yet
 
