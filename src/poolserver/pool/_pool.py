@@ -584,8 +584,7 @@ class WorkerPool(Executor):
                 else:
                     self._running -= 1
                     self._account_locked(entry, outcome, started, ended)
-                    if queue and (head := queue[0].deadline) is not None and head <= ended:
-                        self._skip_late_locked(ended)
+                    self._skip_late_locked(ended)
                     self._unsteady = self._is_unsteady_locked()
                     entry = self._next_locked(worker)
                     park = entry is None and worker in workers
@@ -613,11 +612,7 @@ class WorkerPool(Executor):
     def _account_locked(self, entry: _Entry, outcome: int, started: float, ended: float) -> None:
         """Book any outcome of a run (`_work` books a plain completion inline while the pool
         is steady)."""
-        if outcome == _COMPLETED:
-            self._completed += 1
-            if self._timings:
-                self._observe_locked(started - entry.enqueued, ended - started)
-        elif outcome == _EXPIRED:
+        if outcome == _EXPIRED:
             self._expired += 1
         elif outcome == _CANCELLED:
             self._cancelled += 1
@@ -628,7 +623,10 @@ class WorkerPool(Executor):
                 entry.enqueued, entry.deadline, entry.where = ended, None, _QUEUED
                 self._queue.append(entry)
                 return
-            self._failed += 1
+            if outcome == _COMPLETED:
+                self._completed += 1
+            else:
+                self._failed += 1
         entry.where = _GONE
         if self._line or self._blocked:
             self._room_freed_locked()
