@@ -201,9 +201,9 @@ def send_and_wait_until_read(sock: socket.socket, server: Server, piece: bytes) 
     wait_for("the piece to be read", lambda: parked() and conn.park_seq > seq, 5)
 
 
-def test_a_head_that_trickles_in_costs_the_pool_no_job_per_piece() -> None:
-    # The poller reads a head that arrives in pieces; the pool runs the connection when it
-    # accepts it and again once the request is complete, however many pieces came between.
+def test_a_head_that_trickles_in_costs_the_pool_one_job_however_many_pieces() -> None:
+    # The acceptor reads the first piece and the poller the others: the pool runs the
+    # connection once, when the request is complete.
     pieces = [SLOW_REQUEST[i : i + 10] for i in range(0, len(SLOW_REQUEST), 10)]
     assert len(pieces) >= 8
     with serving(app, workers=2) as server:
@@ -216,7 +216,7 @@ def test_a_head_that_trickles_in_costs_the_pool_no_job_per_piece() -> None:
         answer = sock.recv(4096)
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
         wait_for("the request's job to be booked", lambda: server.pool.statistics().running == 0, 5)
-        assert server.pool.statistics().completed == 2
+        assert server.pool.statistics().completed == 1
         sock.close()
 
 

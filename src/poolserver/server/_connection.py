@@ -10,20 +10,20 @@ time; `send_lock` orders that against the worker's writes, and a hijacked connec
 touched by its worker again.
 
 A worker owns a connection only while it has bytes to process. `run` reads what the socket
-holds without blocking (unless the poller has just read a complete request), feeds the parser,
+holds without blocking (unless an I/O thread has just read a complete request), feeds the parser,
 answers every complete request, and then parks the connection with the poller: to wait for
 more of a request (header or read timeout), for the next request (keep-alive timeout), or for
 the client to accept the rest of a response (write timeout). So no worker ever waits for a
 client to send, and none waits for a slow reader beyond the write timeout of one response's
 high-water mark.
 
-What arrives on a parked connection is read by the poller itself (`receive`), a chunk per
-readiness, until a request is complete; only then does the connection go to the pool. So a
-client that sends its head a byte at a time never wakes a worker for each byte, and a
-keep-alive request reaches its worker parsed, which served 31% more keep-alive requests per
-second on one core than a worker reading it (docs/architecture.md). A request body is the
-exception: once a head announces one, the worker reads it, so that a large upload is spooled by
-a worker, not by the poller.
+What a new connection has sent is read by the acceptor, and what arrives on a parked one by the
+poller (`take_input`), a chunk per readiness, until a request is complete; only then does the
+connection go to the pool. So a client that sends its head a byte at a time never wakes a
+worker for each byte, and a request reaches its worker parsed, which served 31% more keep-alive
+requests and 60% more new connections per second on one core than a worker reading them
+(docs/architecture.md). A request body is the exception: once a head announces one, the worker
+reads it, so that a large upload is spooled by a worker, not by an I/O thread.
 
 Answers the server gives itself (400s, 408, 503, 504) are sent without blocking, after which the
 connection is half-closed and the poller reads and discards what the client still sends before
@@ -145,8 +145,9 @@ class Connection(Task):
             started = monotonic()
             waited = started - self.ready_at
             thorough = waited > GONE_CHECK_AFTER
-            # Requests the poller has just read are served without another read; after a long
-            # wait the socket is looked at anyway, for a client that left meanwhile.
+            # Requests read by the acceptor or the poller are served without another read;
+            # after a long wait the socket is looked at anyway, for a client that left
+            # meanwhile.
             if (thorough or not self.parser.complete) and not self._receive(thorough=thorough):
                 return None
             complete = self.parser.complete
@@ -217,15 +218,17 @@ class Connection(Task):
             received += len(data)
         return True
 
-    def receive(self) -> bool:
-        """Read and parse what arrived, one chunk at most, in the poller; False if the
-        connection was closed or answered with an error meanwhile."""
-        return self._receive(thorough=False, limit=RECV_SIZE)
-
-    @property
-    def ready(self) -> bool:
-        """True if a worker has something to do: a complete request, or a body to read."""
-        return bool(self.parser.complete) or self.parser.awaiting_body is not None
+    def take_input(self, ready_at: float) -> None:
+        """Read and parse what arrived, one chunk at most, in an I/O thread (the acceptor, or
+        the poller); then hand the connection to the pool if a worker has something to do (a
+        complete request, or a body to read), else park it for more."""
+        if not self._receive(thorough=False, limit=RECV_SIZE):
+            return  # closed, or answered with an error and lingering
+        parser = self.parser
+        if parser.complete or parser.awaiting_body is not None:
+            self.server.resume(self, ready_at)
+        else:
+            self.wait_for_more()
 
     def _take_proxy_header(self, data: bytes) -> bytes:
         """Consume the PROXY protocol header; the bytes after it are the HTTP stream."""

@@ -136,7 +136,12 @@ class Poller:
                 mode = conn.park_mode
                 if mode == READ:
                     if conn.parser.awaiting_body is None:
-                        self._read(conn, now)
+                        # A head that trickles in (a slow client, or slowloris) is read
+                        # here as it comes and reaches the pool only once a request is
+                        # complete: each piece would otherwise cost a hand-off to a worker
+                        # and back, for a few bytes. A keep-alive connection's next
+                        # request, read here too, reaches its worker parsed.
+                        conn.take_input(now)
                     else:
                         server.resume(conn, now)  # a body: read by a worker
                 elif mode == WRITE:
@@ -157,18 +162,6 @@ class Poller:
             sampler.tick(now)
         if self._close_idle_requested:
             self._close_idle()
-
-    def _read(self, conn: Connection, now: float) -> None:
-        # A head that trickles in (a slow client, or slowloris) is read here as it comes and
-        # reaches the pool only once a request is complete: each piece would otherwise cost
-        # a hand-off to a worker and back, for a few bytes. A keep-alive connection's next
-        # request, read here too, reaches its worker parsed.
-        if not conn.receive():
-            return  # closed, or answered with an error and lingering
-        if conn.ready:
-            self._server.resume(conn, now)
-        else:
-            conn.wait_for_more()
 
     def _write(self, conn: Connection) -> None:
         try:

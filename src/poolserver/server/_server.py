@@ -415,7 +415,11 @@ class Server:
         if self.trust_checked:
             self._trust(conn)
         self._connections[conn.fd] = conn
-        self.resume(conn, conn.ready_at)
+        # Its request is read here, as the poller reads a keep-alive connection's next one:
+        # it has usually arrived with the handshake's last packet, and a worker that finds
+        # it parsed serves 60% more new connections per second on one core
+        # (docs/architecture.md).
+        conn.take_input(conn.ready_at)
 
     def _admit_tls(self, raw: _socket.socket, address: tuple[str, int]) -> None:
         assert self._tls is not None
