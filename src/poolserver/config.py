@@ -93,7 +93,7 @@ class Config:
         choices=("batch", "normal"),
     )
     queue_size: int = option(
-        64, "requests that may wait for a worker; beyond it they wait unread up to queue_timeout"
+        64, "requests that may wait for a worker; beyond it they wait for room up to queue_timeout"
     )
     overload_policy: str = option(
         "wait",
