@@ -21,7 +21,7 @@ What a new connection has sent is read by the acceptor, and what arrives on a pa
 poller (`take_input`), a chunk per readiness, until a request is complete; only then does the
 connection go to the pool. So a client that sends its head a byte at a time never wakes a
 worker for each byte, and a request reaches its worker parsed, which served 31% more keep-alive
-requests and 60% more new connections per second on one core than a worker reading them
+requests and 53% more new connections per second on one core than a worker reading them
 (docs/architecture.md). A request body is the exception: once a head announces one, the worker
 reads it, so that a large upload is spooled by a worker, not by an I/O thread.
 
