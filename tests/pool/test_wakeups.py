@@ -1,5 +1,6 @@
 """How queued jobs find workers: no job is stranded, and a burst of blocking jobs is spread
-over every idle worker at once (a woken worker is not bound to the job it was woken for)."""
+over every idle worker, each woken by the one before it as soon as that one has its job (a
+woken worker is not bound to the job it was woken for)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from .helpers import warm_up
 
 
 def test_a_burst_of_blocking_jobs_runs_on_every_idle_worker_at_once() -> None:
-    # Each job blocks until all of them run: if the burst woke fewer workers than jobs (one
-    # at a time, or only when another job arrives), the barrier would time out.
+    # Each job blocks until all of them run: if the burst left an idle worker asleep while
+    # jobs waited (a broken chain of wake-ups, or a wake-up only when another job arrives),
+    # the barrier would time out.
     workers = 8
     with WorkerPool(workers, 64) as pool:
         warm_up(pool, workers)

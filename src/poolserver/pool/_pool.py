@@ -6,16 +6,21 @@ Every piece of shared state lives under one lock, `_lock`; nothing relies on the
 
 * A job is *placed* when it is admitted: given to a new worker while fewer than `max_workers`
   exist and none is idle, or else appended to the queue, waking an idle worker (the most
-  recently idle one, so warm threads stay warm) unless enough are already on their way
-  (`_waking`). A woken worker takes whatever is first in the queue, and goes back to sleep if
-  a busy worker took it meanwhile. A job is not bound to the worker woken for it: a worker that
-  finishes a job takes the next without sleeping, which under load spares most wake-ups (and
-  the thread switches they cost). Every queued job has a woken or a busy worker to take it.
+  recently idle one, so warm threads stay warm) unless one is already on its way (`_waking`).
+  A woken worker takes whatever is first in the queue, and goes back to sleep if a busy worker
+  took it meanwhile; if it leaves jobs queued, it wakes the next idle worker (a chain). So a
+  burst of jobs wakes workers one after another as fast as they take jobs, not all at once:
+  under the GIL, a burst of short jobs is mostly run by the workers already awake, instead of
+  waking every idle one to queue for the GIL. A job is not bound to the worker woken for it: a
+  worker that finishes a job takes the next without sleeping, which under load spares most
+  wake-ups (and the thread switches they cost). Every queued job has a worker to take it: a
+  busy one, the woken one, or an idle one the chain will wake.
 * `_running` counts jobs a worker has taken, `_queue` holds the rest. A job is admitted only
   while `running + queued < max_workers + queue_size` (the seed's channel capacity) and nobody is
-  ahead of it in the admission line. What the pool reports counts a queued job that a woken
-  worker is on its way to take as running (`_on_the_way`), so `queued` is what waits for a
-  worker to free up, and never exceeds `queue_size`.
+  ahead of it in the admission line. What the pool reports counts a queued job that a worker
+  not busy is on its way to take (woken, or idle and next in the chain) as running
+  (`_on_the_way`), so `queued` is what waits for a worker to free up, and never exceeds
+  `queue_size`.
 * An idle worker parks on a lock of its own, held while it sleeps and released to wake it (for
   work, or to retire): at most one wake-up per queued job, no shared Condition to stampede.
 * Whoever removes an entry from the queue or the admission line, under the lock, owns it: a
@@ -384,7 +389,7 @@ class WorkerPool(Executor):
                     queue.append(entry)
                     if deadline is not None and deadline < self._timer_due:
                         self._watch_locked(deadline)
-                    if idle and len(queue) > self._waking:
+                    if idle and not self._waking:
                         self._waking += 1
                         idle.pop().wake.release()
                 else:
@@ -439,8 +444,12 @@ class WorkerPool(Executor):
         self._wake_for_queue_locked()
 
     def _wake_for_queue_locked(self) -> None:
-        """Wake an idle worker if fewer are on their way than jobs are queued."""
-        if self._idle and len(self._queue) > self._waking:
+        """Wake an idle worker if jobs are queued and no worker is on its way.
+
+        One at a time: the woken worker wakes the next if it leaves jobs queued (a chain; see
+        `_next_locked`), so workers wake as fast as jobs are taken, not all at once.
+        """
+        if self._idle and self._queue and not self._waking:
             self._waking += 1
             self._idle.pop().wake.release()
 
@@ -576,6 +585,10 @@ class WorkerPool(Executor):
                             entry = queue.popleft()
                             entry.where = _RUNNING
                             worker.entry = entry
+                            if queue and idle and not self._waking:
+                                # The chain of `_wake_for_queue_locked`, written out.
+                                self._waking += 1
+                                idle.pop().wake.release()
                             continue
                     # The usual way to run out of work: park, in `_workers` still.
                     self._running -= 1
@@ -655,6 +668,8 @@ class WorkerPool(Executor):
             entry.where = _RUNNING
             self._running += 1
             worker.entry = entry
+            # Jobs left queued: wake the next worker, which does the same (the chain).
+            self._wake_for_queue_locked()
             return entry
         worker.entry = None
         if self._state != _OPEN:
@@ -962,8 +977,9 @@ class WorkerPool(Executor):
         return len(self._queue) - self._on_the_way() + len(self._line)
 
     def _on_the_way(self) -> int:
-        """Queued jobs that a woken worker is on its way to take."""
-        return min(self._waking, len(self._queue))
+        """Queued jobs that a worker not busy is on its way to take: the woken one, and the
+        idle ones the chain of wake-ups will reach."""
+        return min(self._waking + len(self._idle), len(self._queue))
 
     def statistics(self) -> PoolStatistics:
         """A consistent snapshot of the pool's state and counters."""
