@@ -3,6 +3,7 @@ about the client (forwarding headers and the PROXY protocol, from trusted peers 
 
 from __future__ import annotations
 
+import _socket
 import http.client
 import json
 import os
@@ -81,6 +82,27 @@ def test_serving_on_an_inherited_descriptor() -> None:
         assert server.address[1] == port
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             assert body_of(exchange(sock, REQUEST))["PATH_INFO"] == "/who"
+
+
+@pytest.mark.parametrize("inherited", [False, True], ids=["bound", "inherited"])
+def test_responses_leave_without_waiting_for_nagles_algorithm(inherited: bool) -> None:
+    # TCP_NODELAY on the server's side of every connection: without it, a response written
+    # in pieces may wait for the client's delayed acknowledgement (up to 40 ms on Linux).
+    options: dict[str, Any] = {"host": "127.0.0.1", "port": 0}
+    if inherited:
+        listener = socket.create_server(("127.0.0.1", 0))
+        options = {"fd": os.dup(listener.fileno())}
+        listener.close()
+    with (
+        serving(echo, **options) as server,
+        socket.create_connection(server.address, timeout=5) as sock,
+    ):
+        sock.sendall(b"GET /who HTTP/1.1\r\nHost: example\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        # Answered and kept alive: the server holds the connection.
+        (conn,) = server._connections.values()
+        assert isinstance(conn.sock, _socket.socket)
+        assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
 def test_a_descriptor_that_is_not_a_listener_is_refused() -> None:

@@ -38,7 +38,7 @@ from ._access_log import AccessLog
 from ._admin import AdminServer
 from ._agent import AgentListener, agent_reply
 from ._connection import HANDSHAKE_READ, HANDSHAKE_WRITE, Connection
-from ._listen import open_listener, tls_context
+from ._listen import nodelay_inherited, open_listener, tls_context
 from ._poller import Poller, sweep_interval
 from ._proxy import is_trusted
 from ._sampler import Sampler
@@ -143,6 +143,7 @@ class Server:
         self._shared = False
         self._unavailable_cache: tuple[int, int, bytes] = (0, 0, b"")
         self._family = int(socket.AF_INET)
+        self._nodelay_each = False  # TCP_NODELAY set on each connection, not inherited
         self._before_drain: Totals | None = None
 
     # ----------------------------------------------------------------- lifecycle
@@ -161,6 +162,9 @@ class Server:
         self._listener = listener if listener is not None else open_listener(config)
         self._listener.setblocking(False)
         self._family = int(self._listener.family)
+        self._nodelay_each = self._family != socket.AF_UNIX and not nodelay_inherited(
+            self._listener
+        )
         if self._family == socket.AF_UNIX:
             host, port = str(self._listener.getsockname()), 0
         else:
@@ -403,7 +407,7 @@ class Server:
         sock = _socket.socket(family, socket.SOCK_STREAM, 0, fd)
         try:
             sock.setblocking(False)
-            if family != socket.AF_UNIX:
+            if self._nodelay_each:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             sock.close()
