@@ -29,7 +29,10 @@ Workloads (all by default):
                    its event loop, and an `asyncio.sleep` app is bound by 100 connections,
                    not by 16 threads: neither would compare;
 - slow-clients:    hello, 50 keep-alive connections, first alone, then beside 1,000 clients
-                   that send their headers one byte per second (bench/slow_clients.py).
+                   that send their headers one byte per second (bench/slow_clients.py);
+                   between the two, beside the same clients trickling into a socket that
+                   nobody reads (`--sink`): the control, what the generator costs wrk's core
+                   with no server doing anything for it.
 
 Every rate counts 2xx/3xx responses only; socket errors and non-2xx responses are counted
 and flagged. Other processes' CPU time is measured around each measurement
@@ -526,10 +529,12 @@ def run_wrk(port: int, workload: Workload, seconds: int, settings: Settings) -> 
 
 
 class SlowClients:
-    """bench/slow_clients.py running on core 1, its status lines followed by a thread."""
+    """bench/slow_clients.py running on core 1, its status lines followed by a thread; aimed
+    at `port`, or at a socket of its own that nobody reads if `port` is None (the control)."""
 
-    def __init__(self, port: int, count: int, lifetime: float, settings: Settings) -> None:
-        argv = [sys.executable, str(SLOW_CLIENTS), "--host", HOST, "--port", str(port)]
+    def __init__(self, port: int | None, count: int, lifetime: float, settings: Settings) -> None:
+        target = ["--sink"] if port is None else ["--port", str(port)]
+        argv = [sys.executable, str(SLOW_CLIENTS), "--host", HOST, *target]
         argv += ["--connections", str(count), "--duration", f"{lifetime:.0f}"]
         self.count = count
         self.ready = threading.Event()
@@ -641,17 +646,31 @@ def wait_for_quiet(settings: Settings) -> None:
 def measure_with_slow_clients(
     server: Running, workload: Workload, settings: Settings, measurement: Measurement
 ) -> None:
-    """wrk alone, then wrk beside the slow clients once they are all connected and trickling."""
+    """wrk alone; beside the slow clients trickling into a sink (the control); beside the
+    slow clients trickling into the server, once they are all connected and trickling."""
     measurement.alone = run_wrk_watched(server, workload, settings, measurement)
+    measurement.control, _ = _beside_slow_clients(None, server, workload, settings, measurement)
+    measurement.wrk, measurement.slow = _beside_slow_clients(
+        server.port, server, workload, settings, measurement
+    )
+
+
+def _beside_slow_clients(
+    port: int | None,
+    server: Running,
+    workload: Workload,
+    settings: Settings,
+    measurement: Measurement,
+) -> tuple[WrkResult, SlowClientStats]:
     lifetime = 30 + settings.settle + settings.duration + 30  # bounded, ends by itself
-    slow = SlowClients(server.port, settings.slow_clients, lifetime, settings)
+    slow = SlowClients(port, settings.slow_clients, lifetime, settings)
     try:
         if not slow.ready.wait(timeout=30):
             raise BenchError("the slow clients did not report READY within 30 s")
         time.sleep(settings.settle)  # every client has sent a few bytes by now
         started = time.monotonic()
-        measurement.wrk = run_wrk_watched(server, workload, settings, measurement)
-        measurement.slow = slow.stats_between(started, time.monotonic())
+        result = run_wrk_watched(server, workload, settings, measurement)
+        return result, slow.stats_between(started, time.monotonic())
     finally:
         slow.stop()
 
@@ -694,7 +713,8 @@ def describe(m: Measurement) -> str:
         return f"{m.status}: {m.reason.splitlines()[0] if m.reason else ''}"
     text = f"{m.wrk.good_per_s:,.0f} req/s"
     if m.alone is not None:
-        text = f"alone {m.alone.good_per_s:,.0f} req/s, with slow clients {text}"
+        control = "" if m.control is None else f"control {m.control.good_per_s:,.0f} req/s, "
+        text = f"alone {m.alone.good_per_s:,.0f} req/s, {control}with slow clients {text}"
     if m.slow is not None:
         text += f" ({m.slow.open_min}-{m.slow.open_max} slow connections open)"
     if m.scrapes is not None:

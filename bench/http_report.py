@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,9 @@ class Measurement:
     reason: str = ""
     wrk: WrkResult | None = None
     alone: WrkResult | None = None  # slow-clients: the same server, before the slow clients
+    # slow-clients: the same server, beside the slow clients trickling into a socket nobody
+    # reads: what their generator costs wrk's core, the server doing nothing for them.
+    control: WrkResult | None = None
     slow: SlowClientStats | None = None
     keepalive: bool | None = None
     closes: bool | None = None  # hello-close: did the server close on `Connection: close`?
@@ -103,6 +106,7 @@ class Measurement:
             "load_cores": self.load_cores,
             "wrk": None if self.wrk is None else self.wrk.to_json(),
             "alone": None if self.alone is None else self.alone.to_json(),
+            "control": None if self.control is None else self.control.to_json(),
             "slow_clients": None if self.slow is None else vars(self.slow),
             "scrapes": None if self.scrapes is None else vars(self.scrapes),
             "time_wait_found": self.time_wait_found,
@@ -127,6 +131,7 @@ class Measurement:
             reason=data.get("reason", ""),
             wrk=wrk("wrk"),
             alone=wrk("alone"),
+            control=wrk("control"),
             slow=None if slow is None else SlowClientStats(**slow),
             keepalive=data.get("keepalive"),
             closes=data.get("closes_on_connection_close"),
@@ -256,6 +261,18 @@ def _alone(m: Measurement | None) -> WrkResult | None:
     return None if m is None else m.alone
 
 
+def _control(m: Measurement | None) -> WrkResult | None:
+    return None if m is None else m.control
+
+
+# The three wrk runs of slow-clients, in the order measured: (row label, the run).
+SLOW_RUNS: list[tuple[str, Callable[[Measurement | None], WrkResult | None]]] = [
+    ("slow-clients: wrk alone", _alone),
+    ("slow-clients: control (the clients trickle into a sink)", _control),
+    ("slow-clients: with slow clients", _main),
+]
+
+
 def _good(result: WrkResult | None) -> float:
     return 0.0 if result is None else result.good_per_s
 
@@ -347,24 +364,20 @@ def _rate_rows(report: Report) -> list[list[str]]:
                 row.append(text)
             rows.append(row)
         elif workload == "slow-clients":
-            rows.append(["slow-clients: wrk alone", *(_rate_cell(m, _alone(m)) for m in cells)])
-            rows.append(
-                [
-                    f"slow-clients: with {report.slow_clients:,} slow clients",
-                    *(_rate_cell(m, _main(m)) for m in cells),
-                ]
-            )
+            rows += [[label, *(_rate_cell(m, run(m)) for m in cells)] for label, run in SLOW_RUNS]
             label = f"slow-clients: kept (with / alone; {REFERENCE}'s target ≥ 90%)"
-            rows.append([label, *(_kept(m) for m in cells)])
+            rows.append([label, *(_kept(m, _alone(m)) for m in cells)])
+            label = "slow-clients: kept of the control (with / control)"
+            rows.append([label, *(_kept(m, _control(m)) for m in cells)])
         else:
             rows.append([workload, *(_rate_cell(m, _main(m)) for m in cells)])
     return rows
 
 
-def _kept(m: Measurement | None) -> str:
-    if m is None or m.wrk is None or m.alone is None or m.alone.good_per_s == 0:
+def _kept(m: Measurement | None, before: WrkResult | None) -> str:
+    if m is None or m.wrk is None or before is None or before.good_per_s == 0:
         return _missing(m) if m is None or m.wrk is None else "—"
-    return f"{m.wrk.good_per_s / m.alone.good_per_s:.0%}"
+    return f"{m.wrk.good_per_s / before.good_per_s:.0%}"
 
 
 def _ratio_rows(report: Report, peers: Sequence[str]) -> list[list[str]]:
@@ -387,10 +400,7 @@ def _p99_rows(report: Report) -> list[list[str]]:
     for workload in report.workloads:
         cells = [report.cell(workload, s) for s in report.servers]
         if workload == "slow-clients":
-            rows.append(
-                ["slow-clients: wrk alone", *(_p99(m, _alone(m)) for m in cells)],
-            )
-            rows.append(["slow-clients: with slow clients", *(_p99(m, _main(m)) for m in cells)])
+            rows += [[label, *(_p99(m, run(m)) for m in cells)] for label, run in SLOW_RUNS]
         else:
             rows.append([workload, *(_p99(m, _main(m)) for m in cells)])
     return rows
@@ -422,8 +432,7 @@ def _error_rows(report: Report) -> list[list[str]]:
     for workload in report.workloads:
         cells = [report.cell(workload, s) for s in report.servers]
         if workload == "slow-clients":
-            rows.append(["slow-clients: wrk alone", *(_errors(m, _alone(m)) for m in cells)])
-            rows.append(["slow-clients: with slow clients", *(_errors(m, _main(m)) for m in cells)])
+            rows += [[label, *(_errors(m, run(m)) for m in cells)] for label, run in SLOW_RUNS]
         else:
             rows.append([workload, *(_errors(m, _main(m)) for m in cells)])
     return rows
@@ -688,11 +697,16 @@ def _bar_panel(axis: Any, report: Report, workload: str) -> None:
     cells = [report.cell(workload, s) for s in servers]
     rates = [_good(_main(m)) for m in cells]
     if workload == "slow-clients":
-        alone = [_good(_alone(m)) for m in cells]
-        width = 0.4
-        axis.bar([x - width / 2 for x in xs], alone, width, color=colors, alpha=0.3, label="alone")
+        width = 0.28
+        for offset, run, alpha, label in (
+            (-width, _alone, 0.25, "alone"),
+            (0.0, _control, 0.55, "control: clients into a sink"),
+        ):
+            shifted = [x + offset for x in xs]
+            runs = [_good(run(m)) for m in cells]
+            axis.bar(shifted, runs, width, color=colors, alpha=alpha, label=label)
         bars = axis.bar(
-            [x + width / 2 for x in xs], rates, width, color=colors, label="with slow clients"
+            [x + width for x in xs], rates, width, color=colors, label="with slow clients"
         )
         axis.legend(fontsize=8, loc="upper right")
         axis.set_title(f"slow-clients: wrk beside {report.slow_clients:,} slow clients")

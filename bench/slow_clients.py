@@ -13,6 +13,12 @@ One process, one asyncio loop. Writes to stdout, one line each, so that a harnes
 server's listen backlog.
 
     python bench/slow_clients.py --port 8000 [--connections 1000] [--duration 60]
+    python bench/slow_clients.py --sink [--connections 1000] [--duration 60]
+
+`--sink` is the control: the same clients, but trickling into a listening socket of their own
+that never accepts (the kernel completes each handshake and holds the bytes), so that no server
+does anything for them. Beside it, wrk shows what the generator alone costs the core it shares
+with wrk; beside the real run, what the slow clients cost the server on top.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import contextlib
 import itertools
 import random
 import resource
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -152,20 +159,35 @@ async def run(host: str, port: int, connections: int, duration: float, interval:
     print(counters.line("DONE"), flush=True)
 
 
+def sink(host: str, connections: int) -> socket.socket:
+    """A listening socket that never accepts, with room in its backlog for every client."""
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.bind((host, 0))
+    listener.listen(connections + 64)
+    return listener
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the clients until --duration has passed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--port", type=int, help="the server's port")
+    target.add_argument("--sink", action="store_true", help="trickle into a socket nobody reads")
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds, then exit")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between bytes")
     args = parser.parse_args(argv)
     raise_fd_limit()
+    listener = sink(args.host, args.connections) if args.sink else None
+    port = args.port if listener is None else listener.getsockname()[1]
     try:
-        asyncio.run(run(args.host, args.port, args.connections, args.duration, args.interval))
+        asyncio.run(run(args.host, port, args.connections, args.duration, args.interval))
     except KeyboardInterrupt:
         return 130
+    finally:
+        if listener is not None:
+            listener.close()
     return 0
 
 
