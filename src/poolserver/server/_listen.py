@@ -72,8 +72,8 @@ def inherit(fd: int) -> socket.socket:
 def nodelay_inherited(listener: socket.socket) -> bool:
     """Set TCP_NODELAY on a TCP listener; True where the connections it accepts inherit it
     (Linux copies it to each), so that it need not be set on every one: a system call less
-    per connection."""
-    if listener.family == socket.AF_UNIX or not sys.platform.startswith("linux"):
+    per connection. False for a listener that refuses it (a Unix socket)."""
+    if not sys.platform.startswith("linux"):
         return False
     try:
         listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
