@@ -34,6 +34,10 @@ Workloads (all by default):
                    nobody reads (`--sink`): the control, what the generator costs wrk's core
                    with no server doing anything for it.
 
+Idle halts: on a KVM guest whose halt polling is off, waking wrk from an idle halt costs the
+server's core a hypercall for every response that finds wrk asleep (bench/halt_poll.py). The
+report records the setting; `--guest-halt-poll-ns` sets it for the run and restores it after.
+
 Every rate counts 2xx/3xx responses only; socket errors and non-2xx responses are counted
 and flagged. Other processes' CPU time is measured around each measurement
 (bench/background_load.py): the harness waits for a quiet machine before each server,
@@ -44,6 +48,7 @@ creates it), from anywhere; servers run from the repository's root with it on PY
 
     .venv-bench/bin/python bench/http_bench.py [--quick] [--servers a,b] [--workloads x,y]
         [--duration 10] [--rounds 1] [--slow-clients 1000] [--time-wait-threshold 2000]
+        [--guest-halt-poll-ns NS]
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 import background_load
+import halt_poll
 import time_wait
 from apps import HELLO_BODY, SLEEP_BODY, SLEEP_SECONDS
 from http_report import (
@@ -277,6 +283,7 @@ class Settings:
     noisy_retries: int
     time_wait_threshold: int = time_wait.THRESHOLD
     time_wait_max: float = time_wait.MAX_WAIT_S
+    guest_halt_poll_ns: int | None = None  # None: as the machine has it
 
 
 # ----------------------------------------------------------------------------- processes
@@ -868,6 +875,7 @@ def build_report(
         commands=commands(servers, settings),
         time_wait_threshold=settings.time_wait_threshold,
         time_wait_max_s=settings.time_wait_max,
+        halt_poll=halt_poll.describe(halt_poll.current(), settings.guest_halt_poll_ns is not None),
     )
     fill_cells(report, results)
     return report
@@ -934,6 +942,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     add_quiet_arguments(parser, quiet_wait=30.0)
     time_wait.add_arguments(parser, before="before a close workload")
+    halt_poll.add_arguments(parser)
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--logs", type=Path, help="where server logs go (default: a temp dir)")
     parser.add_argument(
@@ -966,6 +975,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         noisy_retries=max(args.noisy_retries, 0),
         time_wait_threshold=max(args.time_wait_threshold, 0),
         time_wait_max=max(args.time_wait_max, 0.0),
+        guest_halt_poll_ns=args.guest_halt_poll_ns,
     )
 
 
@@ -985,8 +995,10 @@ def main(argv: list[str] | None = None) -> int:
         # The harness itself waits on the load side, off the server's core.
         os.sched_setaffinity(0, {LOAD_CORE})
     print(f"open files limit {limit}; server logs in {settings.logs}", flush=True)
-    results = run_all(servers, workloads, settings)
-    write_outputs(build_report(results, servers, workloads, settings), args.out, results)
+    with halt_poll.set_to(settings.guest_halt_poll_ns):
+        results = run_all(servers, workloads, settings)
+        report = build_report(results, servers, workloads, settings)
+    write_outputs(report, args.out, results)
     return 0
 
 

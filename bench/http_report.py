@@ -165,6 +165,7 @@ class Report:
     metrics_ratios: list[tuple[int, float]] = field(default_factory=list)
     time_wait_threshold: int | None = None
     time_wait_max_s: float | None = None
+    halt_poll: str | None = None  # halt_poll.describe(): what woke an idle wrk cost
 
     def cell(self, workload: str, server: str) -> Measurement | None:
         """The (median) measurement of `server` under `workload`, if any."""
@@ -213,6 +214,7 @@ def report_json(report: Report, results: Sequence[Measurement], platform: str) -
         "sleep_bound_per_s": report.sleep_bound,
         "time_wait_threshold": report.time_wait_threshold,
         "time_wait_max_s": report.time_wait_max_s,
+        "halt_poll": report.halt_poll,
         "versions": report.versions,
         "commands": report.commands,
         "measurements": [m.to_json() for m in results],
@@ -237,6 +239,7 @@ def report_from_json(raw: dict[str, Any]) -> Report:
         commands=raw["commands"],
         time_wait_threshold=raw.get("time_wait_threshold"),
         time_wait_max_s=raw.get("time_wait_max_s"),
+        halt_poll=raw.get("halt_poll"),
     )
     fill_cells(report, results)
     return report
@@ -604,7 +607,8 @@ def markdown(report: Report) -> str:
         "",
         f"{report.date} · os.cpu_count() = {report.cpu_count} · Python {report.python} · "
         f"server pinned to core 0, wrk and the slow clients to core 1 · "
-        f"{report.duration_s} s per measurement{rounds}.",
+        f"{report.duration_s} s per measurement{rounds}"
+        + (f" · {report.halt_poll}." if report.halt_poll else "."),
         "",
         f"Versions: {versions}.",
         "",
