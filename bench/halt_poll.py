@@ -13,8 +13,9 @@ to wrk's core 0.220 → 0.005 per response; uvicorn 38,709 → 38,446, 0.126 →
 that sends its responses in bursts (one event-loop pass writes many) wakes wrk less often per
 response than one whose workers send one at a time; the setting changes the ratio between them.
 
-The harnesses leave the setting alone unless told (`--guest-halt-poll-ns`), restore it after,
-and record it in their report.
+The harnesses (http_bench, overload_bench) leave the setting alone unless told
+(`--guest-halt-poll-ns`), restore it after (on a normal end or Ctrl-C; not if killed), and
+record it in their report.
 """
 
 from __future__ import annotations

@@ -165,7 +165,7 @@ class Report:
     metrics_ratios: list[tuple[int, float]] = field(default_factory=list)
     time_wait_threshold: int | None = None
     time_wait_max_s: float | None = None
-    halt_poll: str | None = None  # halt_poll.describe(): what woke an idle wrk cost
+    halt_poll: str | None = None  # halt_poll.describe(): what waking an idle core cost
 
     def cell(self, workload: str, server: str) -> Measurement | None:
         """The (median) measurement of `server` under `workload`, if any."""

@@ -32,6 +32,9 @@ harness waits (at most --time-wait-max s) until fewer than --time-wait-threshold
 turned with --rotate N (start at the Nth), so that successive runs do not measure the same
 server last.
 
+Idle halts: the report records the KVM guest's halt polling, which sets what waking an idle
+core costs (bench/halt_poll.py); `--guest-halt-poll-ns` sets it for the run and restores it.
+
 Other processes' CPU time is measured during the arrivals (bench/background_load.py): the
 harness waits (up to --quiet-wait) for a quiet machine before each server, measures a server
 again once if others took over 0.15 cores meanwhile (until --retry-budget seconds into the
@@ -44,6 +47,7 @@ more with every retry:
 
     .venv-bench/bin/python bench/overload_bench.py [--servers a,b] [--no-baseline]
         [--rate 4800] [--duration 10] [--timeout 10] [--uvicorn-limit 17] [--noisy-retries 1]
+        [--guest-halt-poll-ns NS]
     .venv-bench/bin/python bench/overload_bench.py --replot bench/results/overload_bench.json
 """
 
@@ -68,6 +72,7 @@ from datetime import date
 from pathlib import Path
 
 import background_load
+import halt_poll
 import http_bench
 import tcp_counters
 import time_wait
@@ -174,6 +179,7 @@ class Options:
     retry_budget: float  # seconds from the start after which no measurement is repeated
     time_wait_threshold: int = time_wait.THRESHOLD
     time_wait_max: float = time_wait.MAX_WAIT_S
+    guest_halt_poll_ns: int | None = None  # None: as the machine has it
 
     def http_settings(self) -> http_bench.Settings:
         """What http_bench's helpers (serving, wait_for_quiet) read of a run's settings."""
@@ -390,6 +396,7 @@ def build_report(
         pinned=options.pin,
         time_wait_threshold=options.time_wait_threshold,
         time_wait_max_s=options.time_wait_max,
+        halt_poll=halt_poll.describe(halt_poll.current(), options.guest_halt_poll_ns is not None),
         command=command,
         versions=versions(chosen, baseline),
         commands=commands(chosen, options),
@@ -449,6 +456,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds into the run after which no server is measured again",
     )
     time_wait.add_arguments(parser, before="before each server")
+    halt_poll.add_arguments(parser)
     parser.add_argument(
         "--rotate",
         type=int,
@@ -499,6 +507,7 @@ def options_from(args: argparse.Namespace) -> Options:
         retry_budget=args.retry_budget,
         time_wait_threshold=max(args.time_wait_threshold, 0),
         time_wait_max=max(args.time_wait_max, 0.0),
+        guest_halt_poll_ns=args.guest_halt_poll_ns,
     )
 
 
@@ -516,11 +525,13 @@ def main(argv: list[str] | None = None) -> int:
         # The harness waits on the generator's side, off the server's core.
         os.sched_setaffinity(0, {LOAD_CORE})
     print(f"open files limit {limit}; server logs in {options.logs}", flush=True)
-    rows = run_all(chosen, baseline, options, args.rotate)
     command = shlex.join(
         ["python", "bench/overload_bench.py", *(sys.argv[1:] if argv is None else argv)]
     )
-    write_outputs(build_report(rows, chosen, baseline, options, command), args.out)
+    with halt_poll.set_to(options.guest_halt_poll_ns):
+        rows = run_all(chosen, baseline, options, args.rotate)
+        report = build_report(rows, chosen, baseline, options, command)
+    write_outputs(report, args.out)
     return 0
 
 

@@ -326,6 +326,7 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     time_wait_threshold: int | None = None
     time_wait_max_s: float | None = None
+    halt_poll: str | None = None  # halt_poll.describe(): what waking an idle core cost
 
     def to_json(self) -> dict[str, Any]:
         """Everything, JSON-ready, with each poolserver row's targets."""
@@ -544,7 +545,9 @@ def markdown(report: Report) -> str:
         f"# Overload benchmark: open-loop arrivals at {report.rate / capacity:.1f}x capacity",
         "",
         f"{report.date} · os.cpu_count() = {report.cpu_count} · Python {report.python} · "
-        f"{pinning}. Made by `{report.command}`.",
+        f"{pinning}"
+        + (f" · {report.halt_poll}" if report.halt_poll else "")
+        + f". Made by `{report.command}`.",
         "",
         f"Workload: `bench.apps:sleep10` (blocks 10 ms) on {report.workers} worker threads: "
         f"capacity {capacity:,.0f}/s. Offered {report.rate:,.0f} requests/s for "
