@@ -38,14 +38,14 @@ def current() -> int | None:
 
 
 @contextlib.contextmanager
-def set_to(ns: int | None) -> Iterator[int | None]:
-    """Within the block, halt polling is `ns` (unchanged if None); yields the value in force.
+def set_to(ns: int | None) -> Iterator[None]:
+    """Within the block, halt polling is `ns` (unchanged if None).
 
     Raises SystemExit if asked to change a setting that is missing or not writable (root only).
     """
     before = current()
     if ns is None or ns == before:
-        yield before
+        yield
         return
     if before is None:
         raise SystemExit(f"--guest-halt-poll-ns: {PARAMETER} is missing (no haltpoll driver)")
@@ -54,7 +54,7 @@ def set_to(ns: int | None) -> Iterator[int | None]:
     except OSError as error:
         raise SystemExit(f"--guest-halt-poll-ns: cannot write {PARAMETER}: {error}") from error
     try:
-        yield ns
+        yield
     finally:
         PARAMETER.write_text(str(before))
 
@@ -70,9 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def describe(ns: int | None, changed: bool) -> str:
-    """The setting as a report's header says it."""
+def describe(requested: int | None) -> str:
+    """The setting in force now, as a report's header says it; `requested` is the run's
+    `--guest-halt-poll-ns` (None: the machine's own setting)."""
+    ns = current()
     if ns is None:
         return "no guest halt polling driver"
-    origin = "set for this run" if changed else "the machine's setting"
+    origin = "the machine's setting" if requested is None else "set for this run"
     return f"guest halt polling {ns:,} ns ({origin})"

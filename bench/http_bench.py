@@ -875,7 +875,7 @@ def build_report(
         commands=commands(servers, settings),
         time_wait_threshold=settings.time_wait_threshold,
         time_wait_max_s=settings.time_wait_max,
-        halt_poll=halt_poll.describe(halt_poll.current(), settings.guest_halt_poll_ns is not None),
+        halt_poll=halt_poll.describe(settings.guest_halt_poll_ns),
     )
     fill_cells(report, results)
     return report

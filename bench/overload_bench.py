@@ -396,7 +396,7 @@ def build_report(
         pinned=options.pin,
         time_wait_threshold=options.time_wait_threshold,
         time_wait_max_s=options.time_wait_max,
-        halt_poll=halt_poll.describe(halt_poll.current(), options.guest_halt_poll_ns is not None),
+        halt_poll=halt_poll.describe(options.guest_halt_poll_ns),
         command=command,
         versions=versions(chosen, baseline),
         commands=commands(chosen, options),
