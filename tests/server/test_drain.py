@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import select
 import socket
 import threading
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from poolserver.server import Server, ShutdownReport
 from poolserver.testing import serving
 
+from ..waiting import wait_for
 from .apps import BlockingApp, get
 
 
@@ -61,6 +63,39 @@ def test_connections_idle_through_the_grace_are_closed_and_the_drain_ends_early(
         drainer.join(10)
         assert not drainer.is_alive()
         assert reports[0].clean
+        client.close()
+
+
+def test_a_request_that_came_unread_as_the_grace_ends_is_answered_not_reset() -> None:
+    # The poller has not taken the request's event when the idle connections are closed:
+    # here its epoll interest in the connection is cleared, so the event never comes.
+    with serving(BlockingApp(), drain_grace=0, keepalive_timeout=60) as server:
+        client = socket.create_connection(server.address, timeout=10)
+        client.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.recv(4096).startswith(b"HTTP/1.1 200 OK")
+        (conn,) = server._connections.values()
+
+        def parked_by_its_worker() -> bool:
+            # Parking is the worker's last act in its job: no job running, it is done.
+            parked = server.poller._parked.get(conn.fd) is conn
+            return parked and server.pool.statistics().running == 0
+
+        wait_for("the connection to be parked", parked_by_its_worker, 5)
+        server.poller._epoll.modify(conn.fd, 0)
+        client.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+        waiting = select.poll()
+        waiting.register(conn.fd, select.POLLIN)
+        wait_for("the request to reach the server's socket", lambda: bool(waiting.poll(0)), 5)
+        drainer, reports = shut_down_in_background(server, timeout=10)
+        answer = b""
+        while chunk := client.recv(4096):
+            answer += chunk
+        drainer.join(15)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"\r\nConnection: close\r\n" in answer
+        assert answer.endswith(b"ok")
+        assert reports[0].clean
+        assert reports[0].served == 1
         client.close()
 
 

@@ -46,6 +46,16 @@ _READ_EVENTS = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT
 _WRITE_EVENTS = select.EPOLLOUT | select.EPOLLONESHOT
 
 
+def _with_input(conns: list[Connection]) -> set[int]:
+    """The descriptors of `conns` with bytes to read, or the end of the stream, waiting now."""
+    if not conns:
+        return set()
+    poll = select.poll()
+    for conn in conns:
+        poll.register(conn.fd, select.POLLIN)
+    return {fd for fd, _ in poll.poll(0)}
+
+
 def sweep_interval(config: Config) -> float:
     """Seconds between two sweeps for deadlines: a quarter of the shortest timeout a parked
     connection can have, at most 1 s."""
@@ -232,10 +242,25 @@ class Poller:
 
     def _close_idle(self) -> None:
         self._close_idle_requested = False
-        for fd, conn in list(self._parked.items()):
-            # Between requests, or connected and silent: nothing of a request has arrived.
-            if conn.park_mode == READ and not conn.parser.in_progress:
-                del self._parked[fd]
+        # Between requests, or connected and silent: nothing of a request has been read. A
+        # snapshot: workers add to `_parked` meanwhile (only this thread removes).
+        idle = [
+            conn
+            for conn in list(self._parked.values())
+            if conn.park_mode == READ and not conn.parser.in_progress
+        ]
+        # A request may have arrived since this thread last waited on epoll, its event not
+        # yet taken: closed unread, the connection would be reset and the request lost (a
+        # proxy that reused the connection then has no answer to give). It is read and
+        # served instead, its response saying close. What is left of the race is the time
+        # from this look to the close.
+        arrived = _with_input(idle)
+        now = monotonic()
+        for conn in idle:
+            del self._parked[conn.fd]
+            if conn.fd in arrived:
+                conn.take_input(now)
+            else:
                 conn.close()
 
     def stop(self) -> None:
