@@ -306,6 +306,18 @@ class Proxy:
         """What the proxy logged."""
         return self.output_path.read_text(errors="replace")
 
+    def trouble(self) -> str:
+        """The last lines of the proxy's output that do not log a 200: its errors, and the
+        requests that failed or were retried."""
+        # An HAProxy log line ends "<status> <bytes> - - <termination flags> ...": a 200 whose
+        # flags are not "----" broke off (the client or the server closed mid-way).
+        lines = [
+            line
+            for line in self.output().splitlines()
+            if " 200 " not in line or " ---- " not in line
+        ]
+        return "\n".join(lines[-50:])
+
     def stop(self) -> None:
         """Stop the proxy (SIGTERM, then SIGKILL past STOP_TIMEOUT)."""
         stop_process(self.process)
@@ -368,6 +380,19 @@ class HAProxy(Proxy):
         (directory / "log.cfg").write_text("global\n    log stderr format raw local0 info\n")
         command = [haproxy, "-db", "-f", "log.cfg", "-f", "haproxy.cfg"]
         super().__init__("haproxy", command, port, directory)
+        # Its frontend may accept before its stats socket does (seen on a busy machine).
+        try:
+            wait_for("HAProxy's stats socket", self._stats_answer, START_TIMEOUT)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _stats_answer(self) -> bool:
+        try:
+            self.command("show info")
+        except OSError:
+            return False
+        return True
 
     def command(self, line: str) -> str:
         """Send one command to the stats socket; its whole answer."""
@@ -612,7 +637,7 @@ def rolling_restart(
         settle()
         after = load.next_split(200)
         load.stop()
-    assert load.failures == [], proxy.output()[-3000:]
+    assert load.failures == [], f"{load.failures}\n{proxy.trouble()}"
     assert set(load.split()) == {"a1", "b1", "a2", "b2"}
     assert after.get("a2", 0) >= 50, after
     assert after.get("b2", 0) >= 50, after
