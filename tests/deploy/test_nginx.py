@@ -2,7 +2,8 @@
 
 Two instances behind one nginx: the load spreads over both, and a rolling restart (SIGTERM,
 clean drain, a new process on the same port, then the other instance) under steady keep-alive
-load loses no request, POSTs included.
+load loses no request, POSTs included, nor do requests that cross the close of an idle
+upstream connection.
 """
 
 from __future__ import annotations
@@ -74,3 +75,23 @@ def test_a_rolling_restart_behind_nginx_loses_no_request(
         rolling_restart(fleet, a, b, proxy)
     # nginx did meet a closed listener, and passed those requests to the other instance.
     assert "(111: Connection refused) while connecting to upstream" in proxy.output()
+
+
+@pytest.mark.system
+@pytest.mark.timeout(90)
+def test_requests_that_meet_an_idle_close_are_retried_posts_too(
+    nginx: str, fleet: Fleet, tmp_path: Path
+) -> None:
+    # As behind HAProxy: a keep-alive timeout of half a millisecond makes A close idle
+    # upstream connections as nginx reuses them, often under steady load; B, as the other
+    # instance during a drain, does not (one retry, `proxy_next_upstream_tries 2`, finds it).
+    a = fleet.start("a", "--keepalive-timeout", "0.0005")
+    b = fleet.start("b")
+    with start_nginx(nginx, tmp_path, a, b) as proxy:
+        with SteadyLoad(proxy.port, max_requests=750) as load:
+            load.finish(60)
+        errors = proxy.output()
+    assert load.failures == [], f"{load.failures}\n{proxy.trouble()}"
+    assert len(load.outcomes) == 3000
+    # The race did happen: nginx met upstream connections closed under it, and retried.
+    assert "upstream prematurely closed connection" in errors or "reset by peer" in errors, errors
