@@ -612,6 +612,23 @@ class HeldRequest:
         return self.status
 
 
+def idle_closing_pair(fleet: Fleet) -> tuple[Instance, Instance]:
+    """A, which closes a connection idle for half a millisecond (under steady load, often just
+    as the proxy reuses it: the race of a drain's idle close, made frequent), and B, which
+    keeps idle connections as usual, as the other instance does while one drains."""
+    return fleet.start("a", "--keepalive-timeout", "0.0005"), fleet.start("b")
+
+
+def load_across_idle_closes(proxy: Proxy) -> str:
+    """3,000 requests through `proxy` (4 keep-alive clients, a third POSTs); check that every
+    one was answered 200. Returns the proxy's output."""
+    with SteadyLoad(proxy.port, max_requests=750) as load:
+        load.finish(60)
+    assert load.failures == [], f"{load.failures}\n{proxy.trouble()}"
+    assert len(load.outcomes) == 3000
+    return proxy.output()
+
+
 def rolling_restart(
     fleet: Fleet,
     a: Instance,

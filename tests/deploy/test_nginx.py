@@ -21,6 +21,8 @@ from .helpers import (
     SteadyLoad,
     doc_blocks,
     get_json,
+    idle_closing_pair,
+    load_across_idle_closes,
     rolling_restart,
     start_nginx,
 )
@@ -82,16 +84,10 @@ def test_a_rolling_restart_behind_nginx_loses_no_request(
 def test_requests_that_meet_an_idle_close_are_retried_posts_too(
     nginx: str, fleet: Fleet, tmp_path: Path
 ) -> None:
-    # As behind HAProxy: a keep-alive timeout of half a millisecond makes A close idle
-    # upstream connections as nginx reuses them, often under steady load; B, as the other
-    # instance during a drain, does not (one retry, `proxy_next_upstream_tries 2`, finds it).
-    a = fleet.start("a", "--keepalive-timeout", "0.0005")
-    b = fleet.start("b")
+    # As behind HAProxy. One retry (`proxy_next_upstream_tries 2`) finds B; without
+    # `non_idempotent`, POSTs failed with 502.
+    a, b = idle_closing_pair(fleet)
     with start_nginx(nginx, tmp_path, a, b) as proxy:
-        with SteadyLoad(proxy.port, max_requests=750) as load:
-            load.finish(60)
-        errors = proxy.output()
-    assert load.failures == [], f"{load.failures}\n{proxy.trouble()}"
-    assert len(load.outcomes) == 3000
+        errors = load_across_idle_closes(proxy)
     # The race did happen: nginx met upstream connections closed under it, and retried.
     assert "upstream prematurely closed connection" in errors or "reset by peer" in errors, errors
