@@ -1,4 +1,5 @@
-"""The phased graceful drain: nothing that arrived is reset, and the report says what happened."""
+"""The phased graceful drain, and the close of idle connections: nothing that arrived is reset,
+and the drain's report says what happened."""
 
 from __future__ import annotations
 
@@ -66,36 +67,60 @@ def test_connections_idle_through_the_grace_are_closed_and_the_drain_ends_early(
         client.close()
 
 
+def send_unseen(server: Server, client: socket.socket, request: bytes) -> None:
+    """Send `request` on the server's only connection, idle and parked, so that it arrives
+    but the poller never sees it come: its epoll interest in the connection is cleared first.
+    That is the race of a request that comes just as the poller decides to close."""
+    (conn,) = server._connections.values()
+
+    def parked_by_its_worker() -> bool:
+        # Parking is the worker's last act in its job: no job running, it is done.
+        parked = server.poller._parked.get(conn.fd) is conn
+        return parked and server.pool.statistics().running == 0
+
+    wait_for("the connection to be parked", parked_by_its_worker, 5)
+    server.poller._epoll.modify(conn.fd, 0)
+    client.sendall(request)
+    waiting = select.poll()
+    waiting.register(conn.fd, select.POLLIN)
+    wait_for("the request to reach the server's socket", lambda: bool(waiting.poll(0)), 5)
+
+
+def read_to_close(client: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    answer = b""
+    while chunk := client.recv(4096):
+        answer += chunk
+    return answer
+
+
 def test_a_request_that_came_unread_as_the_grace_ends_is_answered_not_reset() -> None:
-    # The poller has not taken the request's event when the idle connections are closed:
-    # here its epoll interest in the connection is cleared, so the event never comes.
     with serving(BlockingApp(), drain_grace=0, keepalive_timeout=60) as server:
         client = socket.create_connection(server.address, timeout=10)
         client.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
         assert client.recv(4096).startswith(b"HTTP/1.1 200 OK")
-        (conn,) = server._connections.values()
-
-        def parked_by_its_worker() -> bool:
-            # Parking is the worker's last act in its job: no job running, it is done.
-            parked = server.poller._parked.get(conn.fd) is conn
-            return parked and server.pool.statistics().running == 0
-
-        wait_for("the connection to be parked", parked_by_its_worker, 5)
-        server.poller._epoll.modify(conn.fd, 0)
-        client.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
-        waiting = select.poll()
-        waiting.register(conn.fd, select.POLLIN)
-        wait_for("the request to reach the server's socket", lambda: bool(waiting.poll(0)), 5)
+        send_unseen(server, client, b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
         drainer, reports = shut_down_in_background(server, timeout=10)
-        answer = b""
-        while chunk := client.recv(4096):
-            answer += chunk
+        answer = read_to_close(client)
         drainer.join(15)
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
         assert b"\r\nConnection: close\r\n" in answer
         assert answer.endswith(b"ok")
         assert reports[0].clean
         assert reports[0].served == 1
+        client.close()
+
+
+def test_a_request_that_came_unread_as_the_keepalive_timeout_ends_is_answered() -> None:
+    with serving(BlockingApp(), keepalive_timeout=0.2) as server:
+        client = socket.create_connection(server.address, timeout=10)
+        client.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.recv(4096).startswith(b"HTTP/1.1 200 OK")
+        # Sent within the timeout: the connection is not idle, whatever the poller saw.
+        send_unseen(server, client, b"GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = read_to_close(client)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert answer.endswith(b"ok")
         client.close()
 
 

@@ -46,6 +46,11 @@ _READ_EVENTS = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT
 _WRITE_EVENTS = select.EPOLLOUT | select.EPOLLONESHOT
 
 
+def _between_requests(conn: Connection) -> bool:
+    """Parked between requests, or connected and silent: nothing of a request read yet."""
+    return conn.park_mode == READ and not conn.parser.in_progress
+
+
 def _with_input(conns: list[Connection]) -> set[int]:
     """The descriptors of `conns` with bytes to read, or the end of the stream, waiting now."""
     if not conns:
@@ -211,10 +216,18 @@ class Poller:
         parked = self._parked
         # A snapshot: workers add to `_parked` meanwhile (only this thread removes).
         due = [conn for conn in list(parked.values()) if conn.park_deadline <= now]
+        if not due:
+            return
+        # One idle between requests whose next request has come, unread, is not idle: it is
+        # served, not reset (as in `_close_idle`).
+        arrived = _with_input([conn for conn in due if _between_requests(conn)])
         for conn in due:
             if parked.get(conn.fd) is conn:  # not closed meanwhile (and its number reused)
                 del parked[conn.fd]
-                self._time_out(conn)
+                if conn.fd in arrived:
+                    conn.take_input(now)
+                else:
+                    self._time_out(conn)
 
     def _time_out(self, conn: Connection) -> None:
         if conn.park_mode == READ and conn.parser.in_progress:
@@ -229,9 +242,7 @@ class Poller:
     def idle_count(self) -> int:
         """Connections parked between requests now (any thread; a snapshot)."""
         return sum(
-            1
-            for conn in list(self._parked.values())
-            if conn.park_mode == READ and not conn.parser.in_progress and conn.requests
+            1 for conn in list(self._parked.values()) if _between_requests(conn) and conn.requests
         )
 
     def close_idle(self) -> None:
@@ -242,13 +253,8 @@ class Poller:
 
     def _close_idle(self) -> None:
         self._close_idle_requested = False
-        # Between requests, or connected and silent: nothing of a request has been read. A
-        # snapshot: workers add to `_parked` meanwhile (only this thread removes).
-        idle = [
-            conn
-            for conn in list(self._parked.values())
-            if conn.park_mode == READ and not conn.parser.in_progress
-        ]
+        # A snapshot: workers add to `_parked` meanwhile (only this thread removes).
+        idle = [conn for conn in list(self._parked.values()) if _between_requests(conn)]
         # A request may have arrived since this thread last waited on epoll, its event not
         # yet taken: closed unread, the connection would be reset and the request lost (a
         # proxy that reused the connection then has no answer to give). It is read and
