@@ -841,16 +841,25 @@ def versions(servers: Sequence[Server]) -> dict[str, str]:
     return found
 
 
-def commands(servers: Sequence[Server], settings: Settings) -> dict[str, str]:
-    """Each server's command line, with PORT for the port, as the report shows it."""
+def commands(
+    servers: Sequence[Server], workloads: Sequence[Workload], settings: Settings
+) -> dict[str, str]:
+    """Each server's command line for each app the run's workloads use, with PORT for the
+    port, as the report shows it: keyed by the server's name, and the app's after a comma
+    when the run uses more than one."""
+    apps = list(dict.fromkeys(workload.app for workload in workloads))
     shown: dict[str, str] = {}
     for server in servers:
         launcher = server.launcher() or [server.module]
         launcher = ["python", *launcher[1:]] if launcher[0] == sys.executable else launcher
-        args = server.args(server.apps["hello"], "PORT")
-        if server.admin:
-            args += ["--admin-port", "ADMIN_PORT"]
-        shown[server.name] = shlex.join(pinned(SERVER_CORE, [*launcher, *args], settings))
+        for app in apps:
+            if not any(server.measured_under(w) for w in workloads if w.app == app):
+                continue
+            args = server.args(server.apps[app], "PORT")
+            if server.admin:
+                args += ["--admin-port", "ADMIN_PORT"]
+            name = server.name if len(apps) == 1 else f"{server.name}, {app}"
+            shown[name] = shlex.join(pinned(SERVER_CORE, [*launcher, *args], settings))
     return shown
 
 
@@ -872,7 +881,7 @@ def build_report(
         sleep_bound=THREADS / SLEEP_SECONDS,
         slow_clients=settings.slow_clients,
         versions=versions(servers),
-        commands=commands(servers, settings),
+        commands=commands(servers, workloads, settings),
         time_wait_threshold=settings.time_wait_threshold,
         time_wait_max_s=settings.time_wait_max,
         halt_poll=halt_poll.describe(settings.guest_halt_poll_ns),
@@ -943,7 +952,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_quiet_arguments(parser, quiet_wait=30.0)
     time_wait.add_arguments(parser, before="before a close workload")
     halt_poll.add_arguments(parser)
-    parser.add_argument("--out", type=Path, default=BENCH / "results")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where the report goes (default: bench/results; with --replot, beside the JSON)",
+    )
     parser.add_argument("--logs", type=Path, help="where server logs go (default: a temp dir)")
     parser.add_argument(
         "--replot",
@@ -983,7 +996,8 @@ def main(argv: list[str] | None = None) -> int:
     """Measure every chosen server under every chosen workload; write the report."""
     args = parse_args(argv)
     if args.replot is not None:
-        write_outputs(report_from_json(json.loads(args.replot.read_text())), args.out, None)
+        out = args.out or args.replot.parent
+        write_outputs(report_from_json(json.loads(args.replot.read_text())), out, None)
         return 0
     servers = _choose(args.servers, SERVERS, lambda s: s.name)
     workloads = _choose(args.workloads, WORKLOADS, lambda w: w.name)
@@ -998,7 +1012,7 @@ def main(argv: list[str] | None = None) -> int:
     with halt_poll.set_to(settings.guest_halt_poll_ns):
         results = run_all(servers, workloads, settings)
         report = build_report(results, servers, workloads, settings)
-    write_outputs(report, args.out, results)
+    write_outputs(report, args.out or BENCH / "results", results)
     return 0
 
 

@@ -463,7 +463,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         help="start with the Nth server (after the baseline), then go round",
     )
-    parser.add_argument("--out", type=Path, default=BENCH / "results")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where the report goes (default: bench/results; with --replot, beside the JSON)",
+    )
     parser.add_argument("--logs", type=Path, help="where server logs go (default: a temp dir)")
     parser.add_argument(
         "--replot",
@@ -515,7 +519,8 @@ def main(argv: list[str] | None = None) -> int:
     """Load every chosen server in turn; write the report."""
     args = parse_args(argv)
     if args.replot is not None:
-        write_outputs(report_from_json(json.loads(args.replot.read_text())), args.out)
+        out = args.out or args.replot.parent
+        write_outputs(report_from_json(json.loads(args.replot.read_text())), out)
         return 0
     options = options_from(args)
     chosen = _choose(args.servers, servers(options.uvicorn_limit))
@@ -531,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     with halt_poll.set_to(options.guest_halt_poll_ns):
         rows = run_all(chosen, baseline, options, args.rotate)
         report = build_report(rows, chosen, baseline, options, command)
-    write_outputs(report, args.out)
+    write_outputs(report, args.out or BENCH / "results")
     return 0
 
 
