@@ -31,6 +31,8 @@ def test_a_request_on_an_idle_connection_during_the_grace_is_answered_with_close
         client = http.client.HTTPConnection(*server.address, timeout=10)
         client.request("GET", "/fast")
         assert client.getresponse().read() == b"ok"  # now idle, keep-alive
+        # Booked after its response is sent: the drain's report must not count it.
+        wait_for("the first request to be booked", lambda: server.stats.totals().served == 1, 5)
         busy = get(server.address, "/busy")  # keeps the drain in its grace period
         assert app.entered.wait(5)
         drainer, reports = shut_down_in_background(server, timeout=10)
@@ -111,8 +113,21 @@ def test_a_request_that_came_unread_as_the_grace_ends_is_answered_not_reset() ->
         client.close()
 
 
+def test_unread_bytes_that_hold_no_request_do_not_keep_the_drain_waiting() -> None:
+    with serving(BlockingApp(), proxy_protocol=True, drain_grace=0, header_timeout=60) as server:
+        client = socket.create_connection(server.address, timeout=10)
+        wait_for("the connection to be accepted", lambda: server.connection_count == 1, 5)
+        send_unseen(server, client, b"PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\n")
+        drainer, reports = shut_down_in_background(server, timeout=30)
+        assert read_to_close(client) == b""
+        drainer.join(10)
+        assert not drainer.is_alive()  # not held to the header timeout, nor to the deadline
+        assert reports[0].clean
+        client.close()
+
+
 def test_a_request_that_came_unread_as_the_keepalive_timeout_ends_is_answered() -> None:
-    with serving(BlockingApp(), keepalive_timeout=0.2) as server:
+    with serving(BlockingApp(), keepalive_timeout=1.0) as server:
         client = socket.create_connection(server.address, timeout=10)
         client.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
         assert client.recv(4096).startswith(b"HTTP/1.1 200 OK")

@@ -266,8 +266,12 @@ class Poller:
             del self._parked[conn.fd]
             if conn.fd in arrived:
                 conn.take_input(now)
-            else:
-                conn.close()
+                if self._parked.get(conn.fd) is not conn or not _between_requests(conn):
+                    continue  # a request, whole or begun: it is served
+                # What came held nothing of a request (a PROXY header, a TLS record
+                # without data): idle still, and the drain waits for no such connection.
+                del self._parked[conn.fd]
+            conn.close()
 
     def stop(self) -> None:
         """Stop the thread and close every parked connection."""
