@@ -75,13 +75,21 @@ def send_unseen(server: Server, client: socket.socket, request: bytes) -> None:
     That is the race of a request that comes just as the poller decides to close."""
     (conn,) = server._connections.values()
 
-    def parked_by_its_worker() -> bool:
-        # Parking is the worker's last act in its job: no job running, it is done.
-        parked = server.poller._parked.get(conn.fd) is conn
-        return parked and server.pool.statistics().running == 0
+    def parked_then_disarmed() -> bool:
+        # Parking is the last act of a worker's job (no job running: it is done) or of the
+        # acceptor's admission, whose first registration with epoll comes after the
+        # connection is in `_parked`: until then, `modify` finds nothing to modify.
+        if server.poller._parked.get(conn.fd) is not conn or server.pool.statistics().running:
+            return False
+        try:
+            server.poller._epoll.modify(conn.fd, 0)
+        except FileNotFoundError:
+            return False
+        return True
 
-    wait_for("the connection to be parked", parked_by_its_worker, 5)
-    server.poller._epoll.modify(conn.fd, 0)
+    wait_for(
+        "the connection to be parked, then its epoll interest cleared", parked_then_disarmed, 5
+    )
     client.sendall(request)
     waiting = select.poll()
     waiting.register(conn.fd, select.POLLIN)
