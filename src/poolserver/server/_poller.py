@@ -29,6 +29,7 @@ import logging
 import os
 import select
 import threading
+from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING
 
@@ -216,18 +217,12 @@ class Poller:
         parked = self._parked
         # A snapshot: workers add to `_parked` meanwhile (only this thread removes).
         due = [conn for conn in list(parked.values()) if conn.park_deadline <= now]
-        if not due:
-            return
-        # One idle between requests whose next request has come, unread, is not idle: it is
-        # served, not reset (as in `_close_idle`).
-        arrived = _with_input([conn for conn in due if _between_requests(conn)])
+        taken = []
         for conn in due:
             if parked.get(conn.fd) is conn:  # not closed meanwhile (and its number reused)
                 del parked[conn.fd]
-                if conn.fd in arrived:
-                    conn.take_input(now)
-                else:
-                    self._time_out(conn)
+                taken.append(conn)
+        self._end_unless_arrived(taken, now, self._time_out)
 
     def _time_out(self, conn: Connection) -> None:
         if conn.park_mode == READ and conn.parser.in_progress:
@@ -255,23 +250,31 @@ class Poller:
         self._close_idle_requested = False
         # A snapshot: workers add to `_parked` meanwhile (only this thread removes).
         idle = [conn for conn in list(self._parked.values()) if _between_requests(conn)]
-        # A request may have arrived since this thread last waited on epoll, its event not
-        # yet taken: closed unread, the connection would be reset and the request lost (a
-        # proxy that reused the connection then has no answer to give). It is read and
-        # served instead, its response saying close. What is left of the race is the time
-        # from this look to the close.
-        arrived = _with_input(idle)
-        now = monotonic()
         for conn in idle:
             del self._parked[conn.fd]
+        self._end_unless_arrived(idle, monotonic(), Connection.close)
+
+    def _end_unless_arrived(
+        self, conns: list[Connection], now: float, end: Callable[[Connection], None]
+    ) -> None:
+        """Apply `end` to each of `conns`, just taken from `_parked`; but one that is between
+        requests and whose next request has come is read and served instead.
+
+        That request arrived since this thread last waited on epoll, its event not yet taken:
+        closed unread, the connection would be reset and the request lost (a proxy that
+        reused the connection then has no answer to give). What is left of the race is the
+        time from this look to the close.
+        """
+        arrived = _with_input([conn for conn in conns if _between_requests(conn)])
+        for conn in conns:
             if conn.fd in arrived:
                 conn.take_input(now)
                 if self._parked.get(conn.fd) is not conn or not _between_requests(conn):
                     continue  # a request, whole or begun: it is served
                 # What came held nothing of a request (a PROXY header, a TLS record
-                # without data): idle still, and the drain waits for no such connection.
+                # without data): idle still.
                 del self._parked[conn.fd]
-            conn.close()
+            end(conn)
 
     def stop(self) -> None:
         """Stop the thread and close every parked connection."""
